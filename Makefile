@@ -1,0 +1,38 @@
+# Every target sets itself up: a fresh clone needs nothing but python3 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+REPORT_DIR ?= reports
+
+.PHONY: conformance test serve report docs lint mutation bench clean setup
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## conformance: run the suites against the bundled reference server; reports land in reports/
+conformance: $(STAMP)
+	$(BIN)/python -m pytest suites --report-dir $(REPORT_DIR) $(ARGS)
+
+## test: the project's own tests (reference server, suites vs variants, reports, CLI)
+test: $(STAMP)
+	$(BIN)/python -m pytest tests $(ARGS)
+
+serve: $(STAMP)
+	$(BIN)/modmsg serve --host 127.0.0.1 --port 8080 $(ARGS)
+
+docs: $(STAMP)
+	$(BIN)/python -m modmsg.docs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORT_DIR)/* *.egg-info
+	@touch $(REPORT_DIR)/.gitkeep

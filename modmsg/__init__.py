@@ -1,0 +1,8 @@
+"""modmsg: a conformance suite for OpenAI-compatible "modify message"."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("modmsg")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+source"

@@ -1,0 +1,181 @@
+"""Every setting of a run, read in one place: CLI option > MODMSG_* environment variable > default.
+
+``OPTIONS`` is the single source of truth for option names, environment variables, defaults and help; the
+pytest plugin, the ``modmsg`` CLI and the README table are all derived from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-portkey-api-key", "proxy-authorization")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message is one sentence naming the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    flag: str
+    env: str
+    default: Any
+    help: str
+    repeatable: bool = False
+    metavar: str = "VALUE"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("base_url", "--base-url", "MODMSG_BASE_URL", None,
+           "Target API root, e.g. https://staging.example/v1. Unset: start the bundled reference server.",
+           metavar="URL"),
+    Option("api_key", "--api-key", "MODMSG_API_KEY", None,
+           "Bearer key for the target (prefer the environment variable: arguments show in `ps`).",
+           metavar="KEY"),
+    Option("api_key_env", "--api-key-env", "MODMSG_API_KEY_ENV", None,
+           "Name of an environment variable that holds the key (e.g. OPENAI_API_KEY).", metavar="VAR"),
+    Option("headers", "--header", "MODMSG_HEADERS", (),
+           "Extra request header 'Name: value' (repeatable; in the env var, one per line).",
+           repeatable=True, metavar="'NAME: VALUE'"),
+    Option("secret_headers", "--secret-header", "MODMSG_SECRET_HEADERS", (),
+           "Header name whose value is redacted from all evidence, besides Authorization, api-key, "
+           "x-api-key and x-portkey-api-key (repeatable; comma-separated in the env var).",
+           repeatable=True, metavar="NAME"),
+    Option("profile", "--profile", "MODMSG_PROFILE", "openai",
+           "Profile: openai, spec, or the path of a vendor profile file.", metavar="NAME|PATH"),
+    Option("overlay", "--overlay", "MODMSG_OVERLAY", None,
+           "YAML file of known deviations (waivers) of the product under test.", metavar="PATH"),
+    Option("requirements", "--req", "MODMSG_REQ", (),
+           "Run only these requirements: an id (MM-META-03) or an area (MM-META); repeatable, "
+           "comma-separated in the env var.", repeatable=True, metavar="ID"),
+    Option("timeout", "--request-timeout", "MODMSG_TIMEOUT", 30.0,
+           "Seconds to wait for each response.", metavar="SECONDS"),
+    Option("max_examples", "--max-examples", "MODMSG_MAX_EXAMPLES", 100,
+           "Generated modify requests per generation mode (positive and negative).", metavar="N"),
+    Option("seed", "--seed", "MODMSG_SEED", None,
+           "Seed for generated requests; the same seed replays the same requests.", metavar="N"),
+    Option("report_dir", "--report-dir", "MODMSG_REPORT_DIR", "reports",
+           "Directory the reports are written to.", metavar="DIR"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    secret_headers: tuple[str, ...] = DEFAULT_SECRET_HEADERS
+    profile: str = "openai"
+    overlay: str | None = None
+    requirements: tuple[str, ...] = ()
+    timeout: float = 30.0
+    max_examples: int = 100
+    seed: int | None = None
+    report_dir: Path = field(default_factory=lambda: Path("reports"))
+
+    @property
+    def uses_reference_server(self) -> bool:
+        return self.base_url is None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in any artefact."""
+        values = [self.api_key] if self.api_key else []
+        values += [v for k, v in self.headers if k.lower() in self.secret_headers]
+        return tuple(v for v in values if v)
+
+
+def parse_base_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base URL {value!r} is not an http(s) URL with a host; use e.g. https://staging.example/v1"
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port number
+    except ValueError:
+        raise ConfigError(f"base URL {value!r} has an invalid port") from None
+    return value.strip().rstrip("/")
+
+
+def parse_header(value: str) -> tuple[str, str]:
+    name, sep, header_value = value.partition(":")
+    name = name.strip()
+    if not sep or not name or any(c.isspace() for c in name) or "\n" in header_value:
+        raise ConfigError(f"header {value!r} is malformed; write it as 'Name: value'")
+    return name, header_value.strip()
+
+
+def _positive(kind: Callable[[Any], Any], option: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{option} must be a positive number, not {value!r}") from None
+        if number <= 0:
+            raise ConfigError(f"{option} must be a positive number, not {value!r}")
+        return number
+
+    return convert
+
+
+def _seed(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--seed must be an integer, not {value!r}") from None
+
+
+def _split_env(option: Option, raw: str) -> tuple[str, ...]:
+    separator = "\n" if option.name == "headers" else ","
+    return tuple(item.strip() for item in raw.split(separator) if item.strip())
+
+
+def _raw_values(cli: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = cli.get(option.name)
+        if given not in (None, (), []):
+            values[option.name] = tuple(given) if option.repeatable else given
+        elif env.get(option.env):
+            raw = env[option.env]
+            values[option.name] = _split_env(option, raw) if option.repeatable else raw
+        else:
+            values[option.name] = option.default
+    return values
+
+
+def resolve(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build the run's settings from CLI values and the environment; raise ConfigError on bad input."""
+    values = _raw_values(cli or {}, os.environ if env is None else env)
+    environment = os.environ if env is None else env
+    api_key = values["api_key"]
+    if values["api_key_env"]:
+        api_key = environment.get(values["api_key_env"])
+        if not api_key:
+            raise ConfigError(f"the environment variable {values['api_key_env']} named for the API key is unset")
+    base_url = parse_base_url(values["base_url"]) if values["base_url"] else None
+    if base_url and not api_key:
+        raise ConfigError(
+            "no API key for the target: set MODMSG_API_KEY (or --api-key-env VAR naming a variable that holds it)"
+        )
+    headers = tuple(parse_header(h) for h in values["headers"])
+    secret_headers = DEFAULT_SECRET_HEADERS + tuple(h.strip().lower() for h in values["secret_headers"])
+    return Settings(
+        base_url=base_url,
+        api_key=api_key,
+        headers=headers,
+        secret_headers=secret_headers,
+        profile=str(values["profile"]),
+        overlay=values["overlay"],
+        requirements=tuple(r.upper() for r in values["requirements"]),
+        timeout=float(_positive(float, "--request-timeout")(values["timeout"])),
+        max_examples=int(_positive(int, "--max-examples")(values["max_examples"])),
+        seed=None if values["seed"] is None else _seed(values["seed"]),
+        report_dir=Path(values["report_dir"]),
+    )

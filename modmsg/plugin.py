@@ -1,0 +1,357 @@
+"""The pytest plugin (entry point ``pytest11: modmsg``): options, fixtures, requirement marks, result rollup.
+
+It is passive until a test carries ``@pytest.mark.req``: only then is a target opened (the reference server,
+or a probed URL) and, at the end of the session, reports written.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from modmsg import __version__
+from modmsg.api import AssistantsApi
+from modmsg.config import OPTIONS, ConfigError, Settings, resolve
+from modmsg.failures import Failure
+from modmsg.profiles import Profile, ProfileError, load_profile
+from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
+from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup
+from modmsg.spec import spec_info
+from modmsg.target import Target, open_target
+from modmsg.transport import Redactor, Transport, TransportError
+from modmsg.waivers import Overlay, WaiverError, load_overlay
+
+EVIDENCE_ON_FAILURE = 8
+EVIDENCE_ON_PASS = 2
+RUN_TAG = "modmsg_run"
+
+
+@dataclass
+class RunState:
+    """Controller-side state of one pytest session (lives in ``config.stash``, never global)."""
+
+    settings: Settings
+    profile: Profile
+    catalogue: Catalogue
+    overlay: Overlay | None
+    started: float = field(default_factory=time.time)
+    records: list[TestRecord] = field(default_factory=list)
+    redactor: Redactor | None = None
+    result: RunResult | None = None
+    written: tuple[Any, ...] = ()
+
+    def redact(self, text: str) -> str:
+        secrets_ = tuple(s for s in self.settings.secrets() if s)
+        return Redactor(frozenset(), secrets_).text(text) if secrets_ else text
+
+
+STATE = pytest.StashKey[RunState]()
+RECORDER = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modmsg", "modmsg conformance suite")
+    for option in OPTIONS:
+        group.addoption(
+            option.flag,
+            action="append" if option.repeatable else "store",
+            dest=f"modmsg_{option.name}",
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} [env {option.env}]",
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
+    cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
+    try:
+        settings = resolve(cli)
+        catalogue = load_catalogue()
+        profile = load_profile(settings.profile)
+        overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
+    except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
+        pytest.exit(f"modmsg: {exc}", returncode=2)
+    state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay)
+    config.stash[STATE] = state
+    if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
+        config.pluginmanager.register(Collector(state), "modmsg-collector")
+
+
+def _req_ids(item: pytest.Item) -> tuple[str, ...]:
+    ids: list[str] = []
+    for mark in item.iter_markers("req"):
+        ids.extend(str(a) for a in mark.args)
+    return tuple(dict.fromkeys(ids))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    selectors = state.settings.requirements
+    for selector in selectors:
+        if not any(matches(r.id, selector) for r in state.catalogue.active()):
+            pytest.exit(f"modmsg: --req {selector} matches no requirement in the catalogue", returncode=2)
+    keep, drop = [], []
+    for item in items:
+        ids = _req_ids(item)
+        unknown = [i for i in ids if i not in state.catalogue]
+        if unknown:
+            pytest.exit(f"modmsg: {item.nodeid} names unknown requirement(s) {', '.join(unknown)}", returncode=2)
+        if selectors and not any(matches(i, s) for i in ids for s in selectors):
+            drop.append(item)
+            continue
+        keep.append(item)
+        if ids:
+            requirements = [state.catalogue.get(i) for i in ids]
+            item.extra_keyword_matches.update(ids)
+            item.extra_keyword_matches.update(r.level.value for r in requirements)
+            if not any(state.profile.base in r.profiles for r in requirements):
+                item.add_marker(pytest.mark.skip(reason=f"not judged under the {state.profile.name} profile"))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def modmsg_state(pytestconfig: pytest.Config) -> RunState:
+    return pytestconfig.stash[STATE]
+
+
+@pytest.fixture(scope="session")
+def settings(modmsg_state: RunState) -> Settings:
+    return modmsg_state.settings
+
+
+@pytest.fixture(scope="session")
+def profile(modmsg_state: RunState) -> Profile:
+    return modmsg_state.profile
+
+
+@pytest.fixture(scope="session")
+def target(modmsg_state: RunState) -> Iterator[Target]:
+    try:
+        with open_target(modmsg_state.settings, modmsg_state.profile.settings.beta_header) as opened:
+            yield opened
+    except ConfigError as exc:
+        pytest.exit(f"modmsg: {exc}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def transport(target: Target, modmsg_state: RunState) -> Transport:
+    settings = modmsg_state.settings
+    made = Transport(
+        base_url=target.base_url,
+        api_key=target.api_key,
+        headers=settings.headers,
+        secret_headers=settings.secret_headers,
+        timeout=settings.timeout,
+        beta=modmsg_state.profile.settings.beta_header,
+    )
+    modmsg_state.redactor = made.redactor
+    return made
+
+
+@pytest.fixture(scope="session")
+def api(transport: Transport) -> AssistantsApi:
+    return AssistantsApi(transport)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return f"modmsg-{secrets.token_hex(6)}"
+
+
+@dataclass
+class ThreadFactory:
+    """Creates threads tagged with the run id and deletes every one of them at the end of the session."""
+
+    api: AssistantsApi
+    run_id: str
+    created: list[str] = field(default_factory=list)
+
+    def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+        self.created.append(thread["id"])
+        return thread
+
+    def cleanup(self) -> None:
+        for thread_id in reversed(self.created):
+            try:
+                self.api.delete_thread(thread_id)
+            except TransportError:
+                pass
+        self.created.clear()
+
+
+@pytest.fixture(scope="session")
+def threads(api: AssistantsApi, run_id: str) -> Iterator[ThreadFactory]:
+    factory = ThreadFactory(api=api, run_id=run_id)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture
+def thread(threads: ThreadFactory) -> dict[str, Any]:
+    """A fresh thread of this run."""
+    return threads.create()
+
+
+@pytest.fixture
+def message(api: AssistantsApi, thread: dict[str, Any]) -> dict[str, Any]:
+    """A fresh user message in a fresh thread, as createMessage returned it."""
+    return api.create_message(thread["id"])
+
+
+@pytest.fixture(autouse=True)
+def _modmsg_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not _req_ids(request.node):
+        yield
+        return
+    transport: Transport = request.getfixturevalue("transport")
+    with transport.recording() as recorder:
+        request.node.stash[RECORDER] = recorder
+        yield
+
+
+# ------------------------------------------------------------------------------------------------ outcomes
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _classify(exc: BaseException, redact: Any) -> tuple[Outcome, str | None, dict[str, str] | None, str]:
+    leaves = _leaves(exc)
+    typed = next((e for e in leaves if isinstance(e, Failure)), None)
+    if typed is not None:
+        failure = {k: redact(v) for k, v in typed.as_dict().items()}
+        return Outcome.FAIL, typed.req, failure, ""
+    if all(isinstance(e, AssertionError) for e in leaves):
+        text = redact(str(leaves[0]))[:4000]
+        title = getattr(leaves[0], "title", None) or "Assertion failed"
+        return Outcome.FAIL, None, {"title": str(title), "expected": "", "received": "", "detail": text}, ""
+    first = leaves[0]
+    return Outcome.ERROR, None, None, redact(f"{type(first).__name__}: {first}")[:2000]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    ids = _req_ids(item)
+    state = item.config.stash[STATE]
+    if report.longrepr is not None and state.settings.secrets():
+        report.longrepr = state.redact(str(report.longrepr))
+    if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
+        return report
+    if report.when == "teardown" and report.failed:
+        return report  # cleanup trouble never changes the verdict of the test body
+    recorder = item.stash.get(RECORDER, None)
+    exchanges = recorder.snapshot() if recorder is not None else ()
+    failed_req, failure, reason = None, None, ""
+    if report.skipped:
+        outcome = Outcome.SKIP
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+    elif report.passed:
+        outcome = Outcome.PASS
+    elif call.excinfo is not None:
+        outcome, failed_req, failure, reason = _classify(call.excinfo.value, state.redact)
+        if report.when == "setup" and outcome is Outcome.FAIL:
+            outcome, reason = Outcome.ERROR, f"setup failed: {(failure or {}).get('detail', '')}"
+            failure = None
+    else:
+        outcome, reason = Outcome.ERROR, "unknown failure"
+    keep = EVIDENCE_ON_PASS if outcome is Outcome.PASS else EVIDENCE_ON_FAILURE
+    sample = exchanges[:keep] if outcome is Outcome.PASS else exchanges[-keep:]
+    record = TestRecord(
+        nodeid=item.nodeid,
+        reqs=ids,
+        outcome=outcome,
+        failed_req=failed_req,
+        failure=failure,
+        reason=reason,
+        duration=report.duration,
+        evidence=tuple(e.as_dict() for e in sample),
+    )
+    report.user_properties.append((f"modmsg:{report.when}", json.dumps(record.as_dict())))
+    return report
+
+
+class Collector:
+    """Controller-side plugin object: gathers test records, rolls them up and writes the reports."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == f"modmsg:{report.when}":
+                self.state.records.append(TestRecord.from_dict(json.loads(value)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self.state
+        if not state.records:
+            return
+        run = build_result(state)
+        state.result = run
+        from modmsg.report import write_reports
+
+        state.written = write_reports(run, state.settings.report_dir)
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if run.failed else pytest.ExitCode.OK
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run = self.state.result
+        if run is None:
+            return
+        from modmsg.report.console import summary_lines
+
+        terminalreporter.section("modmsg conformance")
+        for line in summary_lines(run):
+            terminalreporter.write_line(line)
+        for path in getattr(self.state, "written", ()):
+            terminalreporter.write_line(f"report: {path}")
+
+
+def build_result(state: RunState) -> RunResult:
+    settings, info = state.settings, spec_info()
+    finished = time.time()
+    target = settings.base_url or "bundled reference server"
+    meta = RunMeta(
+        suite_version=__version__,
+        spec_version=info.version,
+        spec_commit=info.commit,
+        spec_sha256=info.sha256,
+        profile=state.profile.name,
+        overlay=state.overlay.source if state.overlay else None,
+        target=state.redact(target),
+        seed=settings.seed,
+        max_examples=settings.max_examples,
+        started=datetime.fromtimestamp(state.started, UTC).isoformat(timespec="seconds"),
+        finished=datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
+        duration=finished - state.started,
+        selection=settings.requirements,
+    )
+    return rollup(
+        state.catalogue,
+        state.records,
+        profile_name=state.profile.name,
+        profile_base=state.profile.base,
+        waivers=state.overlay.waivers if state.overlay else {},
+        meta=meta,
+    )

@@ -1,0 +1,256 @@
+"""The one HTTP client every test uses: timeouts, bounded retries, 429 back-off, evidence capture, redaction."""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import shlex
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+BODY_CAP = 16_384
+REDACTED = "[REDACTED]"
+_UNSET: Any = object()
+
+
+class TransportError(Exception):
+    """The request never got an HTTP answer (refused, DNS, timeout, reset): an ERROR, never a FAIL."""
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Removes credentials from evidence: secret header values by name, and secret values anywhere."""
+
+    secret_headers: frozenset[str]
+    secret_values: tuple[str, ...]
+
+    def text(self, value: str) -> str:
+        for secret in self.secret_values:
+            if secret and secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+        return tuple(
+            (name, REDACTED if name.lower() in self.secret_headers else self.text(str(value)))
+            for name, value in headers.items()
+        )
+
+
+def _body_text(body: bytes | str | None) -> tuple[str | None, int]:
+    if body is None:
+        return None, 0
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    text = raw[:BODY_CAP].decode("utf-8", "replace")
+    return text, len(raw)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer, as evidence: already redacted and truncated."""
+
+    method: str
+    url: str
+    request_headers: tuple[tuple[str, str], ...]
+    request_body: str | None
+    status: int | None
+    response_headers: tuple[tuple[str, str], ...] = ()
+    response_body: str | None = None
+    response_size: int = 0
+    elapsed: float = 0.0
+    error: str | None = None
+
+    def curl(self) -> str:
+        parts = ["curl", "-sS", "-X", self.method, shlex.quote(self.url)]
+        for name, value in self.request_headers:
+            if name.lower() in ("content-length", "user-agent", "accept-encoding", "connection", "accept"):
+                continue
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+        if self.request_body is not None:
+            parts += ["--data-raw", shlex.quote(self.request_body)]
+        return " ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request_headers"] = [list(h) for h in self.request_headers]
+        data["response_headers"] = [list(h) for h in self.response_headers]
+        data["curl"] = self.curl()
+        return data
+
+
+@dataclass
+class Recorder:
+    """Collects the exchanges of one test (thread-safe: concurrency tests share it)."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.exchanges.append(exchange)
+
+    def snapshot(self) -> tuple[Exchange, ...]:
+        with self._lock:
+            return tuple(self.exchanges)
+
+
+def retry_delay(response: requests.Response, attempt: int) -> float:
+    """Seconds to wait before retrying a 429: retry-after-ms, then Retry-After (seconds or HTTP date)."""
+    millis = response.headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return min(8.0, 0.5 * 2**attempt)
+
+
+@dataclass
+class Transport:
+    base_url: str
+    api_key: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+    secret_headers: Sequence[str] = ("authorization",)
+    timeout: float = 30.0
+    beta: str | None = "assistants=v2"
+    max_429_retries: int = 4
+    max_429_wait: float = 60.0
+    connect_retries: int = 2
+    session: requests.Session = field(default_factory=requests.Session)
+    recorder: Recorder = field(default_factory=Recorder)
+    rate_limited: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        secrets = [self.api_key or ""] + [v for k, v in self.headers if k.lower() in self.secret_headers]
+        self.redactor = Redactor(
+            secret_headers=frozenset(h.lower() for h in self.secret_headers),
+            secret_values=tuple(s for s in secrets if s),
+        )
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def recording(self) -> Iterator[Recorder]:
+        """Route evidence to a fresh recorder for the duration of one test."""
+        previous, self.recorder = self.recorder, Recorder()
+        try:
+            yield self.recorder
+        finally:
+            self.recorder = previous
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def default_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.beta:
+            headers["OpenAI-Beta"] = self.beta
+        headers.update(dict(self.headers))
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = _UNSET,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        without: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> requests.Response:
+        """Send one request; ``without`` drops default headers (e.g. Authorization) for negative tests."""
+        merged = {k: v for k, v in self.default_headers().items() if k.lower() not in {w.lower() for w in without}}
+        if json is not _UNSET:
+            data = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
+            merged.setdefault("Content-Type", "application/json")
+        merged.update(headers or {})
+        request = requests.Request(method, self.url(path), headers=merged, data=data, params=params)
+        prepared = self.session.prepare_request(request)
+        return self._send(prepared)
+
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        waited, attempt, connect_attempt = 0.0, 0, 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                self._record(prepared, None, time.perf_counter() - started, error=_describe(exc))
+                if isinstance(exc, requests.ConnectionError) and connect_attempt < self.connect_retries \
+                        and _never_sent(exc):
+                    connect_attempt += 1
+                    time.sleep(0.2 * connect_attempt)
+                    continue
+                raise TransportError(f"{prepared.method} {self.redactor.text(prepared.url or '')}: "
+                                     f"{_describe(exc)}") from None
+            self._record(prepared, response, time.perf_counter() - started)
+            if response.status_code != 429:
+                return response
+            with self._lock:
+                self.rate_limited.append((429, dict(response.headers), response.text[:BODY_CAP]))
+            delay = retry_delay(response, attempt)
+            if attempt >= self.max_429_retries or waited + delay > self.max_429_wait:
+                return response
+            time.sleep(delay)
+            waited += delay
+            attempt += 1
+
+    def _record(
+        self,
+        prepared: requests.PreparedRequest,
+        response: requests.Response | None,
+        elapsed: float,
+        error: str | None = None,
+    ) -> None:
+        redact = self.redactor
+        request_body, _ = _body_text(prepared.body)
+        response_body, size = _body_text(response.content if response is not None else None)
+        self.recorder.add(
+            Exchange(
+                method=prepared.method or "",
+                url=redact.text(prepared.url or ""),
+                request_headers=redact.headers(prepared.headers),
+                request_body=redact.text(request_body) if request_body is not None else None,
+                status=response.status_code if response is not None else None,
+                response_headers=redact.headers(response.headers) if response is not None else (),
+                response_body=redact.text(response_body) if response_body is not None else None,
+                response_size=size,
+                elapsed=round(elapsed, 6),
+                error=error,
+            )
+        )
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection failed before the request could reach the server (safe to retry)."""
+    text = repr(exc)
+    return "NewConnectionError" in text or "ConnectTimeout" in text or "Connection refused" in text
+
+
+def _describe(exc: requests.RequestException) -> str:
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "no response within the timeout"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "host name could not be resolved"
+    if "reset" in text.lower():
+        return "connection reset"
+    return type(exc).__name__
