@@ -32,7 +32,9 @@ class AssistantsApi:
     def _ok(self, response: requests.Response, what: str) -> dict[str, Any]:
         body = json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict):
-            raise SetupError(f"{what} answered {response.status_code}: {self.transport.redactor.text(response.text[:300])}")
+            raise SetupError(
+                f"{what} answered {response.status_code}: {self.transport.redactor.text(response.text[:300])}"
+            )
         return body
 
     def create_thread(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
@@ -43,7 +45,10 @@ class AssistantsApi:
         return self.transport.request("DELETE", f"threads/{thread_id}")
 
     def create_message(
-        self, thread_id: str, content: str = "modmsg conformance probe", metadata: dict[str, str] | None = None
+        self,
+        thread_id: str,
+        content: str = "modmsg conformance probe",
+        metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"role": "user", "content": content}
         if metadata is not None:
@@ -74,5 +79,10 @@ class AssistantsApi:
         method: str = "POST",
     ) -> requests.Response:
         return self.transport.request(
-            method, message_path(thread_id, message_id), json=body, data=data, headers=headers, without=without
+            method,
+            message_path(thread_id, message_id),
+            json=body,
+            data=data,
+            headers=headers,
+            without=without,
         )

@@ -32,36 +32,107 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("base_url", "--base-url", "MODMSG_BASE_URL", None,
-           "Target API root, e.g. https://staging.example/v1. Unset: start the bundled reference server.",
-           metavar="URL"),
-    Option("api_key", "--api-key", "MODMSG_API_KEY", None,
-           "Bearer key for the target (prefer the environment variable: arguments show in `ps`).",
-           metavar="KEY"),
-    Option("api_key_env", "--api-key-env", "MODMSG_API_KEY_ENV", None,
-           "Name of an environment variable that holds the key (e.g. OPENAI_API_KEY).", metavar="VAR"),
-    Option("headers", "--header", "MODMSG_HEADERS", (),
-           "Extra request header 'Name: value' (repeatable; in the env var, one per line).",
-           repeatable=True, metavar="'NAME: VALUE'"),
-    Option("secret_headers", "--secret-header", "MODMSG_SECRET_HEADERS", (),
-           "Header name whose value is redacted from all evidence, besides Authorization, api-key, "
-           "x-api-key and x-portkey-api-key (repeatable; comma-separated in the env var).",
-           repeatable=True, metavar="NAME"),
-    Option("profile", "--profile", "MODMSG_PROFILE", "openai",
-           "Profile: openai, spec, or the path of a vendor profile file.", metavar="NAME|PATH"),
-    Option("overlay", "--overlay", "MODMSG_OVERLAY", None,
-           "YAML file of known deviations (waivers) of the product under test.", metavar="PATH"),
-    Option("requirements", "--req", "MODMSG_REQ", (),
-           "Run only these requirements: an id (MM-META-03) or an area (MM-META); repeatable, "
-           "comma-separated in the env var.", repeatable=True, metavar="ID"),
-    Option("timeout", "--request-timeout", "MODMSG_TIMEOUT", 30.0,
-           "Seconds to wait for each response.", metavar="SECONDS"),
-    Option("max_examples", "--max-examples", "MODMSG_MAX_EXAMPLES", 100,
-           "Generated modify requests per generation mode (positive and negative).", metavar="N"),
-    Option("seed", "--seed", "MODMSG_SEED", None,
-           "Seed for generated requests; the same seed replays the same requests.", metavar="N"),
-    Option("report_dir", "--report-dir", "MODMSG_REPORT_DIR", "reports",
-           "Directory the reports are written to.", metavar="DIR"),
+    Option(
+        "base_url",
+        "--base-url",
+        "MODMSG_BASE_URL",
+        None,
+        "Target API root, e.g. https://staging.example/v1. Unset: start the bundled reference server.",
+        metavar="URL",
+    ),
+    Option(
+        "api_key",
+        "--api-key",
+        "MODMSG_API_KEY",
+        None,
+        "Bearer key for the target (prefer the environment variable: arguments show in `ps`).",
+        metavar="KEY",
+    ),
+    Option(
+        "api_key_env",
+        "--api-key-env",
+        "MODMSG_API_KEY_ENV",
+        None,
+        "Name of an environment variable that holds the key (e.g. OPENAI_API_KEY).",
+        metavar="VAR",
+    ),
+    Option(
+        "headers",
+        "--header",
+        "MODMSG_HEADERS",
+        (),
+        "Extra request header 'Name: value' (repeatable; in the env var, one per line).",
+        repeatable=True,
+        metavar="'NAME: VALUE'",
+    ),
+    Option(
+        "secret_headers",
+        "--secret-header",
+        "MODMSG_SECRET_HEADERS",
+        (),
+        "Header name whose value is redacted from all evidence, besides Authorization, api-key, "
+        "x-api-key and x-portkey-api-key (repeatable; comma-separated in the env var).",
+        repeatable=True,
+        metavar="NAME",
+    ),
+    Option(
+        "profile",
+        "--profile",
+        "MODMSG_PROFILE",
+        "openai",
+        "Profile: openai, spec, or the path of a vendor profile file.",
+        metavar="NAME|PATH",
+    ),
+    Option(
+        "overlay",
+        "--overlay",
+        "MODMSG_OVERLAY",
+        None,
+        "YAML file of known deviations (waivers) of the product under test.",
+        metavar="PATH",
+    ),
+    Option(
+        "requirements",
+        "--req",
+        "MODMSG_REQ",
+        (),
+        "Run only these requirements: an id (MM-META-03) or an area (MM-META); repeatable, "
+        "comma-separated in the env var.",
+        repeatable=True,
+        metavar="ID",
+    ),
+    Option(
+        "timeout",
+        "--request-timeout",
+        "MODMSG_TIMEOUT",
+        30.0,
+        "Seconds to wait for each response.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_examples",
+        "--max-examples",
+        "MODMSG_MAX_EXAMPLES",
+        100,
+        "Generated modify requests per generation mode (positive and negative).",
+        metavar="N",
+    ),
+    Option(
+        "seed",
+        "--seed",
+        "MODMSG_SEED",
+        None,
+        "Seed for generated requests; the same seed replays the same requests.",
+        metavar="N",
+    ),
+    Option(
+        "report_dir",
+        "--report-dir",
+        "MODMSG_REPORT_DIR",
+        "reports",
+        "Directory the reports are written to.",
+        metavar="DIR",
+    ),
 )
 
 
@@ -93,9 +164,7 @@ class Settings:
 def parse_base_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"base URL {value!r} is not an http(s) URL with a host; use e.g. https://staging.example/v1"
-        )
+        raise ConfigError(f"base URL {value!r} is not an http(s) URL with a host; use e.g. https://staging.example/v1")
     try:
         parts.port  # noqa: B018 - validates the port number
     except ValueError:

@@ -6,6 +6,7 @@ or a probed URL) and, at the end of the session, reports written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -71,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
+    config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     try:
         settings = resolve(cli)
@@ -116,7 +118,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"not judged under the {state.profile.name} profile"))
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
+    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -186,10 +189,8 @@ class ThreadFactory:
 
     def cleanup(self) -> None:
         for thread_id in reversed(self.created):
-            try:
+            with contextlib.suppress(TransportError):
                 self.api.delete_thread(thread_id)
-            except TransportError:
-                pass
         self.created.clear()
 
 

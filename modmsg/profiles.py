@@ -51,8 +51,7 @@ def load_profile(name_or_path: str) -> Profile:
     path = _profile_file(name_or_path)
     if not path.is_file():
         raise ProfileError(
-            f"profile {name_or_path!r} is neither a bundled profile ({', '.join(BUNDLED_PROFILES)}) "
-            "nor a readable file"
+            f"profile {name_or_path!r} is neither a bundled profile ({', '.join(BUNDLED_PROFILES)}) nor a readable file"
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -77,9 +76,7 @@ def parse_profile(data: Any, origin: str) -> Profile:
         parent = load_profile(extends)
         base_settings, base = parent.settings, parent.base
     else:
-        raise ProfileError(
-            f"profile {origin}: 'extends' must name a bundled profile ({', '.join(BUNDLED_PROFILES)})"
-        )
+        raise ProfileError(f"profile {origin}: 'extends' must name a bundled profile ({', '.join(BUNDLED_PROFILES)})")
     settings = _parse_settings(data.get("settings") or {}, base_settings, origin)
     return Profile(
         name=name,
@@ -97,8 +94,7 @@ def _parse_settings(raw: Any, defaults: ProfileSettings, origin: str) -> Profile
     unknown = set(raw) - set(fields)
     if unknown:
         raise ProfileError(
-            f"profile {origin}: unknown setting(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(fields)}"
+            f"profile {origin}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(fields)}"
         )
     for key, value in raw.items():
         expected = type(getattr(defaults, key))

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from modmsg.requirements import Catalogue, Level, Requirement
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PASS = "PASS"  # the target met the requirement
     FAIL = "FAIL"  # the target is non-conformant
     ERROR = "ERROR"  # the suite or the network broke; nothing is known about the target
@@ -283,11 +283,24 @@ def make_claim(
     suffix = f" with {waivers} waiver{'s' if waivers != 1 else ''}" if waivers else ""
     failing = [r for r in applicable if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
     if any(not met(r) for r in must if r not in unjudged):
-        return Claim(None, not unjudged, waivers,
-                     f"not conformant to the {profile_name} profile: {len(failing)} requirement(s) failing")
+        return Claim(
+            None,
+            not unjudged,
+            waivers,
+            f"not conformant to the {profile_name} profile: {len(failing)} requirement(s) failing",
+        )
     if unjudged:
-        return Claim(None, False, waivers,
-                     f"partial run: {len(unjudged)} applicable requirement(s) not judged, so no conformance claim")
+        return Claim(
+            None,
+            False,
+            waivers,
+            f"partial run: {len(unjudged)} applicable requirement(s) not judged, so no conformance claim",
+        )
     if all(met(r) for r in should):
-        return Claim("MUST+SHOULD", True, waivers, f"conformant to the {profile_name} profile at MUST+SHOULD level{suffix}")
+        return Claim(
+            "MUST+SHOULD",
+            True,
+            waivers,
+            f"conformant to the {profile_name} profile at MUST+SHOULD level{suffix}",
+        )
     return Claim("MUST", True, waivers, f"conformant to the {profile_name} profile at MUST level{suffix}")

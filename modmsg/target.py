@@ -34,8 +34,9 @@ def probe(base_url: str, api_key: str, headers: tuple[tuple[str, str], ...], bet
     request_headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": beta, **dict(headers)}
     redact = Redactor(frozenset(), (api_key,)).text
     try:
-        response = requests.get(url, headers=request_headers, timeout=min(timeout, PROBE_TIMEOUT),
-                                allow_redirects=False)
+        response = requests.get(
+            url, headers=request_headers, timeout=min(timeout, PROBE_TIMEOUT), allow_redirects=False
+        )
     except requests.Timeout:
         raise ConfigError(f"target {base_url} did not answer within {min(timeout, PROBE_TIMEOUT):.0f} s") from None
     except requests.RequestException as exc:

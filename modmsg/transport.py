@@ -7,6 +7,7 @@ import json as jsonlib
 import shlex
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -86,14 +87,21 @@ class Exchange:
 
 @dataclass
 class Recorder:
-    """Collects the exchanges of one test (thread-safe: concurrency tests share it)."""
+    """Collects the exchanges of one test (thread-safe: concurrency tests share it).
 
-    exchanges: list[Exchange] = field(default_factory=list)
+    ``limit`` keeps only the newest exchanges, so a long generated test or the session-wide default recorder
+    never grows without bound.
+    """
+
+    limit: int = 256
+    exchanges: deque[Exchange] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, exchange: Exchange) -> None:
         with self._lock:
             self.exchanges.append(exchange)
+            while len(self.exchanges) > self.limit:
+                self.exchanges.popleft()
 
     def snapshot(self) -> tuple[Exchange, ...]:
         with self._lock:
@@ -191,15 +199,19 @@ class Transport:
             try:
                 response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
-                self._record(prepared, None, time.perf_counter() - started, error=_describe(exc))
-                if isinstance(exc, requests.ConnectionError) and connect_attempt < self.connect_retries \
-                        and _never_sent(exc):
+                self.record(prepared, None, time.perf_counter() - started, error=_describe(exc))
+                if (
+                    isinstance(exc, requests.ConnectionError)
+                    and connect_attempt < self.connect_retries
+                    and _never_sent(exc)
+                ):
                     connect_attempt += 1
                     time.sleep(0.2 * connect_attempt)
                     continue
-                raise TransportError(f"{prepared.method} {self.redactor.text(prepared.url or '')}: "
-                                     f"{_describe(exc)}") from None
-            self._record(prepared, response, time.perf_counter() - started)
+                raise TransportError(
+                    f"{prepared.method} {self.redactor.text(prepared.url or '')}: {_describe(exc)}"
+                ) from None
+            self.record(prepared, response, time.perf_counter() - started)
             if response.status_code != 429:
                 return response
             with self._lock:
@@ -211,7 +223,7 @@ class Transport:
             waited += delay
             attempt += 1
 
-    def _record(
+    def record(
         self,
         prepared: requests.PreparedRequest,
         response: requests.Response | None,

@@ -17,22 +17,30 @@ def error_envelope_is_valid(response: requests.Response, *, req: str) -> dict[st
     try:
         body = response.json()
     except ValueError:
-        raise BadErrorEnvelope(req=req, expected='JSON {"error": {message, type, param, code}}',
-                               received=excerpt(response)) from None
+        raise BadErrorEnvelope(
+            req=req, expected='JSON {"error": {message, type, param, code}}', received=excerpt(response)
+        ) from None
     error = body.get("error") if isinstance(body, dict) else None
     problems = []
     if not isinstance(error, dict):
         problems.append("no 'error' object")
     else:
-        for key, kinds in (("message", (str,)), ("type", (str,)), ("param", (str, type(None))),
-                           ("code", (str, type(None)))):
+        for key, kinds in (
+            ("message", (str,)),
+            ("type", (str,)),
+            ("param", (str, type(None))),
+            ("code", (str, type(None))),
+        ):
             if key not in error:
                 problems.append(f"'{key}' missing")
             elif not isinstance(error[key], kinds):
                 problems.append(f"'{key}' is {type(error[key]).__name__}")
     if problems:
-        raise BadErrorEnvelope(req=req, expected='{"error": {message: str, type: str, param: str|null, '
-                               'code: str|null}}', received=f"{'; '.join(problems)} in {excerpt(response)}")
+        raise BadErrorEnvelope(
+            req=req,
+            expected='{"error": {message: str, type: str, param: str|null, code: str|null}}',
+            received=f"{'; '.join(problems)} in {excerpt(response)}",
+        )
     return error
 
 
@@ -40,7 +48,7 @@ def error_matches(
     response: requests.Response,
     *,
     req: str,
-    type: str = "invalid_request_error",  # noqa: A002 - the envelope's own field name
+    type: str = "invalid_request_error",
     code: Any = _UNSET,
     param: Any = _UNSET,
 ) -> None:
@@ -56,14 +64,21 @@ def error_matches(
         expected["param"] = param
     actual = {key: error.get(key) for key in expected}
     if actual != expected:
-        raise WrongErrorCode(req=req, expected=dump(expected), received=dump(actual),
-                             detail=f"message: {error.get('message')!r}")
+        raise WrongErrorCode(
+            req=req,
+            expected=dump(expected),
+            received=dump(actual),
+            detail=f"message: {error.get('message')!r}",
+        )
 
 
 def not_a_server_error(response: requests.Response, *, req: str, what: str = "") -> None:
     if response.status_code >= 500:
-        raise ServerError(req=req, expected=f"a 2xx or 4xx answer{' to ' + what if what else ''}",
-                          received=excerpt(response))
+        raise ServerError(
+            req=req,
+            expected=f"a 2xx or 4xx answer{' to ' + what if what else ''}",
+            received=excerpt(response),
+        )
 
 
 def no_secret_echoed(response: requests.Response, secrets: tuple[str, ...], *, req: str) -> None:
@@ -72,5 +87,8 @@ def no_secret_echoed(response: requests.Response, secrets: tuple[str, ...], *, r
     for secret in secrets:
         if secret and any(secret in text for text in haystacks):
             where = "body" if secret in response.text else "a header"
-            raise SecretEchoed(req=req, expected="no credential in the response",
-                               received=f"the API key appears in the {where} (shown redacted in the evidence)")
+            raise SecretEchoed(
+                req=req,
+                expected="no credential in the response",
+                received=f"the API key appears in the {where} (shown redacted in the evidence)",
+            )

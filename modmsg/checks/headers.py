@@ -7,21 +7,26 @@ from collections.abc import Mapping
 
 import requests
 
-from modmsg.checks._common import excerpt
 from modmsg.failures import BadErrorEnvelope, MissingHeader, WrongContentType, WrongValue
 
 
 def content_type_is_json(response: requests.Response, *, req: str) -> None:
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise WrongContentType(req=req, expected="Content-Type: application/json",
-                               received=f"Content-Type: {media_type or '(none)'} on {response.status_code}")
+        raise WrongContentType(
+            req=req,
+            expected="Content-Type: application/json",
+            received=f"Content-Type: {media_type or '(none)'} on {response.status_code}",
+        )
 
 
 def has_request_id(response: requests.Response, *, req: str) -> None:
     if not response.headers.get("x-request-id", "").strip():
-        raise MissingHeader(req=req, expected="a non-empty x-request-id header",
-                            received=f"headers: {', '.join(sorted(response.headers))}")
+        raise MissingHeader(
+            req=req,
+            expected="a non-empty x-request-id header",
+            received=f"headers: {', '.join(sorted(response.headers))}",
+        )
 
 
 def rate_limit_is_well_formed(status: int, headers: Mapping[str, str], body: str, *, req: str) -> None:
@@ -36,4 +41,3 @@ def rate_limit_is_well_formed(status: int, headers: Mapping[str, str], body: str
         error = None
     if not isinstance(error, dict) or not {"message", "type", "param", "code"} <= set(error):
         raise BadErrorEnvelope(req=req, expected="a 429 with the error envelope", received=f"{status}: {body[:300]}")
-

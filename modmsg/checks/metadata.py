@@ -50,7 +50,12 @@ def expected_after(before: Mapping[str, str] | None, sent: Mapping[str, str], mo
 
 
 def metadata_follows_mode(
-    before: Mapping[str, str] | None, sent: Mapping[str, str], after: Mapping[str, Any], *, mode: str, req: str
+    before: Mapping[str, str] | None,
+    sent: Mapping[str, str],
+    after: Mapping[str, Any],
+    *,
+    mode: str,
+    req: str,
 ) -> None:
     """Under merge the result is before+sent; under replace exactly sent; ``any`` accepts either."""
     actual = after.get("metadata") or {}

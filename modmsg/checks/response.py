@@ -16,8 +16,15 @@ from modmsg.checks._common import dump, excerpt
 from modmsg.failures import FieldChanged, MissingField, NotJson, SchemaViolation, WrongStatus, WrongValue
 from modmsg.spec import load_overlaid
 
-NULLABLE_FIELDS = ("incomplete_details", "completed_at", "incomplete_at", "assistant_id", "run_id",
-                   "attachments", "metadata")
+NULLABLE_FIELDS = (
+    "incomplete_details",
+    "completed_at",
+    "incomplete_at",
+    "assistant_id",
+    "run_id",
+    "attachments",
+    "metadata",
+)
 CLOCK_WINDOW = 86_400
 ROOT = "urn:modmsg:spec"
 
@@ -67,8 +74,12 @@ def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
 def nullable_fields_are_present(body: Mapping[str, Any], *, req: str) -> None:
     missing = [name for name in NULLABLE_FIELDS if name not in body]
     if missing:
-        raise MissingField(req=req, expected=f"keys {', '.join(NULLABLE_FIELDS)} present (null when empty)",
-                           received=f"missing: {', '.join(missing)}", detail=f"body: {dump(body)}")
+        raise MissingField(
+            req=req,
+            expected=f"keys {', '.join(NULLABLE_FIELDS)} present (null when empty)",
+            received=f"missing: {', '.join(missing)}",
+            detail=f"body: {dump(body)}",
+        )
 
 
 def field_equals(body: Mapping[str, Any], name: str, expected: Any, *, req: str) -> None:
@@ -81,8 +92,11 @@ def created_at_is_unix_seconds(body: Mapping[str, Any], *, req: str, now: float 
     value = body.get("created_at")
     now = time.time() if now is None else now
     if isinstance(value, bool) or not isinstance(value, int) or abs(value - now) > CLOCK_WINDOW:
-        raise WrongValue(req=req, expected=f"created_at an integer within a day of {int(now)} (Unix seconds)",
-                         received=f"created_at = {dump(value)}")
+        raise WrongValue(
+            req=req,
+            expected=f"created_at an integer within a day of {int(now)} (Unix seconds)",
+            received=f"created_at = {dump(value)}",
+        )
 
 
 def only_metadata_changed(before: Mapping[str, Any], after: Mapping[str, Any], *, req: str) -> None:

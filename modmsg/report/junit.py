@@ -1,53 +1,90 @@
-"""JUnit XML with one testcase per requirement, so CI systems list requirement names."""
+"""JUnit XML with one testcase per requirement, so CI systems list requirement names.
+
+Target data can hold characters XML 1.0 forbids (NUL, ESC, lone surrogates, U+FFFE); ``text.clean`` turns them
+into visible escapes before ElementTree (which escapes markup but not these) sees any string.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from modmsg.results import Outcome, RunResult
+from modmsg.report import text, view
+from modmsg.results import Outcome, RequirementResult, RunResult
+
+MESSAGE_CAP = 500
+FAILURE_CAP = 65_536  # characters of one <failure> body; the HTML report and results.json have everything
+RESPONSE_CAP = 2048
 
 
-def _failure_text(result) -> str:
+def _failure_text(result: RequirementResult) -> str:
     lines = [f"{result.id} [{result.level}] {result.statement}", f"source: {result.source}"]
-    for test in result.tests:
-        if test.outcome in (Outcome.FAIL, Outcome.ERROR):
-            lines.append(f"\n{test.nodeid}: {test.outcome.value}")
-            if test.failure:
-                lines += [test.failure.get("title", ""), f"Expected: {test.failure.get('expected', '')}",
-                          f"Received: {test.failure.get('received', '')}", test.failure.get("detail", "")]
-            if test.reason:
-                lines.append(test.reason)
-            lines += [e["curl"] for e in test.evidence[-1:]]
-    return "\n".join(line for line in lines if line)
+    for test in view.bad_tests(result):
+        lines.append(f"\n{test.nodeid}: {test.outcome.value}")
+        if test.failure:
+            lines += [
+                test.failure.get("title", ""),
+                f"Expected: {test.failure.get('expected', '')}",
+                f"Received: {test.failure.get('received', '')}",
+                test.failure.get("detail", ""),
+            ]
+        if test.reason:
+            lines.append(test.reason)
+        for exchange in test.evidence[-1:]:
+            status = exchange.get("status")
+            lines.append(f"Response: {status if status is not None else exchange.get('error') or 'none'}")
+            body = text.body(exchange.get("response_body"), limit=RESPONSE_CAP)
+            if body is not None:
+                lines.append(body.text + (f"\n[{body.note}]" if body.note else ""))
+            if exchange.get("curl"):
+                lines.append(f"Reproduce: {exchange['curl']}")
+    return text.capped("\n".join(str(line) for line in lines if line), FAILURE_CAP)
+
+
+def _message(result: RequirementResult) -> str:
+    return text.shorten(f"{result.id}: {result.reason}", MESSAGE_CAP)
 
 
 def write_junit(run: RunResult, path: Path) -> Path:
-    counts = run.counts
+    counts = view.state_counts(run.requirements)
+    meta = run.meta
     suite = ET.Element(
         "testsuite",
-        name=f"modmsg {run.meta.profile}",
+        name=text.shorten(f"modmsg {meta.profile}", 200),
         tests=str(len(run.requirements)),
-        failures=str(counts.get("FAIL", 0)),
-        errors=str(counts.get("ERROR", 0)),
-        skipped=str(counts.get("SKIP", 0) + counts.get("WAIVED", 0)),
-        time=f"{run.meta.duration:.3f}",
-        timestamp=run.meta.started,
+        failures=str(counts["FAIL"]),
+        errors=str(counts["ERROR"]),
+        skipped=str(counts["SKIP"] + counts["WAIVED"]),
+        time=f"{meta.duration:.3f}",
+        timestamp=text.clean(meta.started),
     )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("claim", run.claim.text),
+        ("profile", meta.profile),
+        ("overlay", meta.overlay or ""),
+        ("target", meta.target),
+        ("suite_version", meta.suite_version),
+        ("spec_version", meta.spec_version),
+        ("spec_commit", meta.spec_commit),
+        ("seed", "" if meta.seed is None else str(meta.seed)),
+    ):
+        ET.SubElement(properties, "property", name=name, value=text.shorten(value, 1000))
     for result in run.requirements:
         case = ET.SubElement(
             suite,
             "testcase",
             classname=f"modmsg.{result.area}",
-            name=f"{result.id} {result.title}",
+            name=text.shorten(f"{result.id} {result.title}", 300),
             time=f"{sum(t.duration for t in result.tests):.3f}",
         )
         if result.outcome is Outcome.FAIL:
-            ET.SubElement(case, "failure", message=f"{result.id}: {result.reason}").text = _failure_text(result)
+            ET.SubElement(case, "failure", message=_message(result), type="FAIL").text = _failure_text(result)
         elif result.outcome is Outcome.ERROR:
-            ET.SubElement(case, "error", message=f"{result.id}: {result.reason}").text = _failure_text(result)
+            ET.SubElement(case, "error", message=_message(result), type="ERROR").text = _failure_text(result)
         elif result.outcome in (Outcome.SKIP, Outcome.WAIVED):
-            ET.SubElement(case, "skipped", message=f"{result.outcome.value}: {result.reason}")
+            reason = text.shorten(f"{result.outcome.value}: {result.reason}", MESSAGE_CAP)
+            ET.SubElement(case, "skipped", message=reason)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
