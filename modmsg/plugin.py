@@ -25,7 +25,7 @@ from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup
 from modmsg.spec import spec_info
-from modmsg.target import Target, open_target
+from modmsg.target import Target, open_target, probe
 from modmsg.transport import Redactor, Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
@@ -79,6 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
         catalogue = load_catalogue()
         profile = load_profile(settings.profile)
         overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
+        if settings.base_url and settings.api_key and not config.option.collectonly:
+            # Fail fast, before collection: one sentence and exit 2 instead of a wall of failed tests.
+            probe(settings.base_url, settings.api_key, settings.headers, profile.settings.beta_header, settings.timeout)
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
         pytest.exit(f"modmsg: {exc}", returncode=2)
     state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay)

@@ -68,6 +68,5 @@ def open_target(settings: Settings, beta: str) -> Iterator[Target]:
         finally:
             server.stop()
         return
-    assert settings.api_key is not None  # config.resolve demands a key with a base URL
-    probe(settings.base_url, settings.api_key, settings.headers, beta, settings.timeout)
+    assert settings.api_key is not None  # config.resolve demands a key with a base URL (probed at configure)
     yield Target(base_url=settings.base_url, api_key=settings.api_key)

@@ -1,0 +1,220 @@
+"""The ``modmsg`` command: run the suites, serve the reference server, list requirements, re-render reports.
+
+Exit codes: 0 conformant for what was asked · 1 non-conformant (or a regression) · 2 usage, configuration or
+unreachable target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from modmsg import __version__
+from modmsg.config import OPTIONS
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXAMPLES = {
+    "run": "examples:\n  modmsg run\n  MODMSG_API_KEY=sk-... modmsg run --base-url https://staging.example/v1 "
+    "--header 'x-portkey-provider: openai'\n  modmsg run --req MM-META --profile spec --seed 7",
+    "serve": "examples:\n  modmsg serve --port 8080 --api-key sk-local\n  modmsg serve --variant accepts_17_keys",
+    "requirements": "examples:\n  modmsg requirements\n  modmsg requirements --level MUST --profile spec",
+    "report": "examples:\n  modmsg report reports/results.json --out published/",
+    "variants": "examples:\n  modmsg variants",
+}
+
+
+class CliError(Exception):
+    """A usage problem: printed as one line, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modmsg",
+        description="Conformance suite for OpenAI-compatible 'modify message' "
+        "(POST /v1/threads/{thread_id}/messages/{message_id}).",
+        epilog="exit codes: 0 conformant, 1 not conformant, 2 usage/configuration/unreachable target",
+    )
+    parser.add_argument("--version", action="version", version=f"modmsg {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    run = commands.add_parser(
+        "run",
+        help="run the conformance suites against a target (default: the reference server)",
+        epilog=EXAMPLES["run"],
+        formatter_class=formatter,
+    )
+    for option in OPTIONS:
+        run.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar,
+            default=None,
+            action="append" if option.repeatable else "store",
+            help=f"{option.help} [env {option.env}]",
+        )
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression (test names, ids, levels)")
+    run.add_argument("--workers", type=int, default=None, metavar="N", help="parallel workers (pytest-xdist)")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further arguments for pytest, after --")
+
+    serve = commands.add_parser(
+        "serve", help="run the bundled reference server", epilog=EXAMPLES["serve"], formatter_class=formatter
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--api-key", default=None, help="key the server accepts [env MODMSG_API_KEY; default sk-modmsg-reference]"
+    )
+    serve.add_argument(
+        "--variant", default=None, metavar="NAME", help="switch on one deliberate defect (see `modmsg variants`)"
+    )
+    serve.add_argument(
+        "--rate-limit", type=float, default=None, metavar="N", help="answer 429 past N requests per second"
+    )
+
+    listing = commands.add_parser(
+        "requirements",
+        help="print the requirement catalogue",
+        epilog=EXAMPLES["requirements"],
+        formatter_class=formatter,
+    )
+    listing.add_argument("--level", choices=("MUST", "SHOULD", "MAY"))
+    listing.add_argument("--profile", choices=("openai", "spec"))
+
+    commands.add_parser(
+        "variants",
+        help="list the deliberately broken server variants",
+        epilog=EXAMPLES["variants"],
+        formatter_class=formatter,
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="re-render report.html, summary.md and badge.svg from a results.json",
+        epilog=EXAMPLES["report"],
+        formatter_class=formatter,
+    )
+    report.add_argument("results", type=Path)
+    report.add_argument("--out", type=Path, default=None, help="output directory (default: next to the results file)")
+    return parser
+
+
+def _pytest_args(args: argparse.Namespace) -> list[str]:
+    from modmsg.paths import suites_dir
+
+    argv = [str(suites_dir()), "-p", "no:cacheprovider", "-q"]
+    for option in OPTIONS:
+        value = getattr(args, option.name)
+        if value is None:
+            continue
+        for item in value if option.repeatable else [value]:
+            argv += [option.flag, str(item)]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    if args.workers and args.workers > 1:
+        argv += ["-n", str(args.workers)]
+    extra = list(args.pytest_args)
+    return argv + (extra[1:] if extra[:1] == ["--"] else extra)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    if args.api_key:
+        print("modmsg: warning: --api-key shows in the process list; prefer MODMSG_API_KEY", file=sys.stderr)
+    code = pytest.main(_pytest_args(args))
+    if code == pytest.ExitCode.OK:
+        return EXIT_OK
+    if code == pytest.ExitCode.TESTS_FAILED:
+        return EXIT_FAIL
+    return EXIT_USAGE
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from modmsg.reference import DEFAULT_BEHAVIOUR, serve_forever
+
+    behaviour = DEFAULT_BEHAVIOUR
+    if args.variant:
+        from modmsg.variants import get_variant
+
+        try:
+            behaviour = get_variant(args.variant).behaviour
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+    if args.rate_limit is not None:
+        import dataclasses
+
+        behaviour = dataclasses.replace(behaviour, rate_limit=args.rate_limit)
+    api_key = args.api_key or os.environ.get("MODMSG_API_KEY") or "sk-modmsg-reference"
+    try:
+        serve_forever(host=args.host, port=args.port, api_key=api_key, behaviour=behaviour)
+    except RuntimeError as exc:
+        raise CliError(str(exc).splitlines()[0]) from None
+    return EXIT_OK
+
+
+def cmd_requirements(args: argparse.Namespace) -> int:
+    from modmsg.requirements import load_catalogue
+
+    rows = [
+        r
+        for r in load_catalogue().active()
+        if (not args.level or r.level.value == args.level) and (not args.profile or args.profile in r.profiles)
+    ]
+    width = max((len(r.title) for r in rows), default=10)
+    print(f"{'id':<11} {'level':<6} {'title':<{width}}  profiles")
+    for r in rows:
+        print(f"{r.id:<11} {r.level.value:<6} {r.title:<{width}}  {','.join(r.profiles)}")
+    print(f"{len(rows)} requirement(s)")
+    return EXIT_OK
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    from modmsg.variants import VARIANTS
+
+    width = max(len(v.name) for v in VARIANTS)
+    for variant in VARIANTS:
+        print(f"{variant.name:<{width}}  breaks {','.join(variant.breaks)}\n{'':<{width}}  {variant.doc}")
+    print(f"{len(VARIANTS)} variant(s)")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modmsg.report import ReportError, rerender
+
+    if not args.results.is_file():
+        raise CliError(f"no results file at {args.results}")
+    try:
+        for path in rerender(args.results, args.out or args.results.parent):
+            print(f"wrote {path}")
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "serve": cmd_serve,
+    "requirements": cmd_requirements,
+    "variants": cmd_variants,
+    "report": cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"modmsg: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("modmsg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

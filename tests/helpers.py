@@ -1,0 +1,43 @@
+"""Shared by the project's own tests: run the real conformance suite (the user's code path) in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    exit_code: int
+    output: str
+    report_dir: Path
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return json.loads((self.report_dir / "results.json").read_text(encoding="utf-8"))
+
+    def outcomes(self) -> dict[str, str]:
+        return {r["id"]: r["outcome"] for r in self.results["requirements"]}
+
+
+def run_suite(report_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> SuiteRun:
+    """``python -m pytest suites ARGS`` with the reports in ``report_dir``; never inherits MODMSG_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider",
+               "--report-dir", str(report_dir), *args]
+    done = subprocess.run(command, cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    return SuiteRun(exit_code=done.returncode, output=done.stdout + done.stderr, report_dir=report_dir)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    return subprocess.run([sys.executable, "-m", "modmsg.cli", *args], cwd=REPO, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout, check=False)
