@@ -36,6 +36,8 @@ def worst(outcomes: Iterable[Outcome]) -> Outcome | None:
 class TestRecord:
     """The outcome of one pytest test, with the requirement ids it checks and its evidence."""
 
+    __test__ = False  # not a pytest test class despite its name
+
     nodeid: str
     reqs: tuple[str, ...]
     outcome: Outcome

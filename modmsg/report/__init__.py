@@ -48,8 +48,8 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def write_results_json(run: RunResult, path: Path) -> Path:
-    # ensure_ascii=False keeps the file readable; a lone surrogate (json.loads accepts "\udcff" from a target)
-    # cannot be encoded as UTF-8, so it is written back as the same JSON escape, which loads to the same string.
+    # ensure_ascii=False keeps the file readable. A lone surrogate (json.loads accepts "\udcff" from a target)
+    # has no UTF-8 form, so it is written as the same JSON escape, which loads back to the same string.
     data = json.dumps(run.as_dict(), indent=2, ensure_ascii=False) + "\n"
     path.write_bytes(data.encode("utf-8", "backslashreplace"))
     return path

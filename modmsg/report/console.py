@@ -11,9 +11,11 @@ def summary_lines(run: RunResult) -> list[str]:
     lines = [f"{'area':<28}" + "".join(f"{s:>8}" for s in states)]
     for area, results in run.by_area().items():
         counts = {s: sum(r.outcome.value == s for r in results) for s in states}
-        lines.append(f"{area + ' ' + AREA_TITLES.get(area, ''):<28}" + "".join(f"{counts[s]:>8}" for s in states))
+        title = f"{area} {AREA_TITLES.get(area, '')}"
+        lines.append(f"{title:<28}" + "".join(f"{counts[s]:>8}" for s in states))
     for result in run.requirements:
         if result.outcome in (Outcome.FAIL, Outcome.ERROR):
-            lines.append(f"  {result.outcome.value:<5} {result.id} [{result.level}] {result.title}: {result.reason}")
+            state = f"{result.outcome.value:<5}"
+            lines.append(f"  {state} {result.id} [{result.level}] {result.title}: {result.reason}")
     lines.append(f"claim: {run.claim.text} (profile {run.meta.profile}, spec {run.meta.spec_version})")
     return lines

@@ -1,0 +1,129 @@
+"""The `modmsg` command and the suite's entry: exit codes 0/1/2 and one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from helpers import run_cli, run_suite
+from modmsg.reference import Behaviour, start_server
+
+
+class _HtmlHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        body = b"<!doctype html><html><body>Welcome to nginx!</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def html_target():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _one_line_error(done) -> str:
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "modmsg:" in line]
+    assert len(lines) == 1, done.stdout + done.stderr
+    return lines[0]
+
+
+def test_unreachable_target_exits_2_quickly_naming_the_url(tmp_path):
+    started = time.monotonic()
+    done = run_suite(tmp_path, "--base-url", "http://127.0.0.1:9/v1", env={"MODMSG_API_KEY": "sk-x"})
+    assert done.exit_code == 2
+    assert time.monotonic() - started < 10
+    assert "http://127.0.0.1:9/v1" in _one_line_error_from(done.output)
+
+
+def _one_line_error_from(output: str) -> str:
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "modmsg:" in line]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--base-url", "not-a-url"], {"MODMSG_API_KEY": "k"}, "not an http(s) URL"),
+        (["--base-url", "http://127.0.0.1:9/v1"], {}, "no API key"),
+        (["--profile", "no-such-profile"], {}, "neither a bundled profile"),
+        (["--header", "broken"], {}, "'Name: value'"),
+        (["--req", "MM-NOPE"], {}, "matches no requirement"),
+        (["--overlay", "/nonexistent/overlay.yaml"], {}, "cannot read overlay"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(tmp_path, args, env, needle):
+    done = run_suite(tmp_path, *args, env=env)
+    assert done.exit_code == 2
+    assert needle in _one_line_error_from(done.output)
+
+
+def test_malformed_profile_file_exits_2(tmp_path):
+    profile = tmp_path / "vendor.yaml"
+    profile.write_text("name: acme\nextends: openai\nsettings:\n  merge_please: true\n")
+    done = run_suite(tmp_path, "--profile", str(profile))
+    assert done.exit_code == 2 and "unknown setting" in _one_line_error_from(done.output)
+
+
+def test_target_answering_html_exits_2(tmp_path, html_target):
+    done = run_suite(tmp_path, "--base-url", html_target, env={"MODMSG_API_KEY": "k"})
+    assert done.exit_code == 2
+    assert "answered HTML" in _one_line_error_from(done.output)
+
+
+def test_wrong_api_key_exits_2(tmp_path):
+    with start_server(api_key="sk-right") as server:
+        done = run_suite(tmp_path, "--base-url", server.base_url, env={"MODMSG_API_KEY": "sk-wrong"})
+    assert done.exit_code == 2 and "rejected the API key" in _one_line_error_from(done.output)
+
+
+def test_conformant_target_exits_0_and_broken_target_exits_1(tmp_path):
+    with start_server(api_key="sk-ok") as good:
+        ok = run_suite(tmp_path / "good", "--base-url", good.base_url, "--req", "MM-META-06",
+                       env={"MODMSG_API_KEY": "sk-ok"})
+    assert ok.exit_code == 0, ok.output
+    with start_server(api_key="sk-ok", behaviour=Behaviour(max_keys=17)) as bad:
+        broken = run_suite(tmp_path / "bad", "--base-url", bad.base_url, "--req", "MM-META-06",
+                           env={"MODMSG_API_KEY": "sk-ok"})
+    assert broken.exit_code == 1
+    assert broken.outcomes()["MM-META-06"] == "FAIL"
+
+
+def test_cli_run_maps_exit_codes(tmp_path):
+    done = run_cli("run", "--req", "MM-RESP-04", "--report-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    unreachable = run_cli("run", "--base-url", "http://127.0.0.1:9/v1", env={"MODMSG_API_KEY": "k"})
+    assert unreachable.returncode == 2
+
+
+def test_cli_lists_requirements_and_rejects_a_missing_results_file():
+    listing = run_cli("requirements", "--level", "SHOULD")
+    assert listing.returncode == 0 and "MM-REQ-05" in listing.stdout and "MM-META-06" not in listing.stdout
+    missing = run_cli("report", "/nonexistent/results.json")
+    assert missing.returncode == 2 and _one_line_error(missing).startswith("modmsg: no results file")
+
+
+def test_cli_serve_rejects_an_unknown_variant():
+    done = run_cli("serve", "--variant", "no_such_defect")
+    assert done.returncode == 2
+    assert "no_such_defect" in _one_line_error(done)
+
+
+def test_every_command_has_help_with_examples():
+    for command in ("run", "serve", "requirements", "variants", "report"):
+        done = run_cli(command, "--help")
+        assert done.returncode == 0 and "examples:" in done.stdout, command

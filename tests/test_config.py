@@ -1,0 +1,113 @@
+"""Settings: CLI > MODMSG_* environment > default, and one clear sentence for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modmsg.config import ConfigError, resolve
+from modmsg.profiles import ProfileError, load_profile, parse_profile
+from modmsg.waivers import WaiverError, parse_overlay
+from modmsg.requirements import load_catalogue
+
+
+def test_defaults_start_the_reference_server():
+    settings = resolve({}, {})
+    assert settings.uses_reference_server
+    assert settings.profile == "openai" and settings.max_examples == 100 and settings.report_dir == Path("reports")
+
+
+def test_cli_beats_environment_beats_default():
+    env = {"MODMSG_BASE_URL": "http://127.0.0.1:1/v1", "MODMSG_API_KEY": "env-key", "MODMSG_MAX_EXAMPLES": "7"}
+    from_env = resolve({}, env)
+    assert from_env.base_url == "http://127.0.0.1:1/v1" and from_env.max_examples == 7 and from_env.api_key == "env-key"
+    from_cli = resolve({"base_url": "http://127.0.0.1:2/v1/", "max_examples": "9"}, env)
+    assert from_cli.base_url == "http://127.0.0.1:2/v1" and from_cli.max_examples == 9
+
+
+def test_repeatable_headers_from_cli_and_env():
+    assert resolve({"headers": ["x-a: 1", "x-b:  two words "]}, {}).headers == (("x-a", "1"), ("x-b", "two words"))
+    assert resolve({}, {"MODMSG_HEADERS": "x-a: 1\nx-b: 2"}).headers == (("x-a", "1"), ("x-b", "2"))
+
+
+def test_api_key_from_a_named_variable_and_secrets_cover_marked_headers():
+    settings = resolve(
+        {"api_key_env": "VENDOR_KEY", "headers": ["x-portkey-api-key: pk-1", "x-vendor-token: vt-2", "x-plain: p"],
+         "secret_headers": ["x-vendor-token"]},
+        {"VENDOR_KEY": "sk-vendor"},
+    )
+    assert settings.api_key == "sk-vendor"
+    assert set(settings.secrets()) == {"sk-vendor", "pk-1", "vt-2"}
+
+
+@pytest.mark.parametrize(
+    ("cli", "env", "message"),
+    [
+        ({"base_url": "not a url"}, {}, "is not an http"),
+        ({"base_url": "ftp://example.com/v1"}, {}, "is not an http"),
+        ({"base_url": "http://127.0.0.1:99999/v1"}, {"MODMSG_API_KEY": "k"}, "invalid port"),
+        ({"base_url": "http://127.0.0.1:1/v1"}, {}, "no API key"),
+        ({"api_key_env": "NOPE"}, {}, "NOPE named for the API key is unset"),
+        ({"headers": ["no colon"]}, {}, "'Name: value'"),
+        ({"headers": ["bad name: v"]}, {}, "'Name: value'"),
+        ({"max_examples": "-3"}, {}, "positive number"),
+        ({"timeout": "soon"}, {}, "positive number"),
+        ({"seed": "abc"}, {}, "integer"),
+    ],
+)
+def test_bad_settings_are_one_clear_sentence(cli, env, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve(cli, env)
+    assert "\n" not in str(info.value)
+
+
+def test_bundled_profiles_settle_the_open_questions_differently():
+    openai, spec = load_profile("openai"), load_profile("spec")
+    assert (openai.settings.metadata_mode, spec.settings.metadata_mode) == ("merge", "any")
+    assert openai.base == "openai" and spec.base == "spec"
+
+
+def test_vendor_profile_extends_a_bundled_one(tmp_path):
+    path = tmp_path / "vendor.yaml"
+    path.write_text("name: acme\nextends: openai\nsettings:\n  metadata_mode: replace\n")
+    profile = load_profile(str(path))
+    assert profile.name == "acme" and profile.base == "openai"
+    assert profile.settings.metadata_mode == "replace" and profile.settings.merged_total_limit is True
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": "x", "extends": "openai", "colour": 1}, "unknown key"),
+        ({"name": "x", "extends": "openai", "settings": {"merge": True}}, "unknown setting"),
+        ({"name": "x", "extends": "openai", "settings": {"metadata_mode": "sometimes"}}, "must be one of"),
+        ({"name": "x", "extends": "openai", "settings": {"check_error_codes": "yes"}}, "must be a bool"),
+        ({"name": "x", "extends": "azure"}, "'extends' must name"),
+        ({"extends": "openai"}, "'name' is required"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_malformed_profile_is_a_clear_error(data, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(data, "vendor.yaml")
+
+
+def test_unknown_profile_name_is_a_clear_error():
+    with pytest.raises(ProfileError, match="neither a bundled profile"):
+        load_profile("azure")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"waivers": [{"id": "MM-NOPE-01", "reason": "x"}]}, "unknown requirement"),
+        ({"waivers": [{"id": "MM-REQ-05", "reason": " "}]}, "needs a reason"),
+        ({"waivers": [{"id": "MM-REQ-05"}]}, "exactly 'id' and 'reason'"),
+        ({"waivers": "MM-REQ-05"}, "'waivers' list"),
+        ({"waivers": [], "extra": 1}, "unknown key"),
+    ],
+)
+def test_malformed_overlay_is_a_clear_error(data, message):
+    with pytest.raises(WaiverError, match=message):
+        parse_overlay(data, "overlay.yaml", load_catalogue())
