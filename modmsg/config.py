@@ -81,7 +81,7 @@ OPTIONS: tuple[Option, ...] = (
         "MODMSG_PROFILE",
         "openai",
         "Profile: openai, spec, or the path of a vendor profile file.",
-        metavar="NAME|PATH",
+        metavar="PROFILE",
     ),
     Option(
         "overlay",

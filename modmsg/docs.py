@@ -9,6 +9,8 @@ from modmsg.paths import REPO_DIR
 from modmsg.requirements import AREA_TITLES, Catalogue, load_catalogue
 
 TARGET = REPO_DIR / "docs" / "requirements.md"
+README = REPO_DIR / "README.md"
+TABLE_START, TABLE_END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 
 
 def _cell(text: str) -> str:
@@ -59,9 +61,28 @@ def render(catalogue: Catalogue) -> str:
     return "\n".join(lines) + "\n"
 
 
+def config_table() -> str:
+    """The README's configuration table, from modmsg.config.OPTIONS (the single source of truth)."""
+    from modmsg.config import OPTIONS
+
+    rows = ["| option | environment | default | meaning |", "|---|---|---|---|"]
+    for option in OPTIONS:
+        default = "(none)" if option.default in (None, ()) else f"`{option.default}`"
+        flag = f"`{option.flag} {option.metavar}`" + (" (repeatable)" if option.repeatable else "")
+        rows.append(f"| {flag} | `{option.env}` | {default} | {_cell(option.help)} |")
+    return "\n".join(rows)
+
+
+def readme_with_current_table(text: str) -> str:
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    return f"{head}{TABLE_START}\n{config_table()}\n{TABLE_END}{tail}"
+
+
 def main(argv: list[str] | None = None) -> int:
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     TARGET.write_text(render(load_catalogue()), encoding="utf-8")
+    README.write_text(readme_with_current_table(README.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"wrote {TARGET.relative_to(Path.cwd()) if TARGET.is_relative_to(Path.cwd()) else TARGET}")
     return 0
 

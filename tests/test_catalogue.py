@@ -94,3 +94,10 @@ def test_duplicate_ids_are_rejected():
              "source": {"kind": "spec", "ref": "#/"}}
     with pytest.raises(CatalogueError, match="duplicate id"):
         parse_catalogue({"requirements": [entry, entry]}, "test.yaml")
+
+
+def test_readme_configuration_table_is_current():
+    from modmsg.docs import README, readme_with_current_table
+
+    text = README.read_text(encoding="utf-8")
+    assert text == readme_with_current_table(text), "README configuration table is stale: run make docs"
