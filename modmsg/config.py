@@ -1,4 +1,4 @@
-"""Every setting of a run, read in one place: CLI option > MODMSG_* environment variable > default.
+"""Every setting of a run, read in one place: CLI option > MODMSG_* environment > modmsg.toml > default.
 
 ``OPTIONS`` is the single source of truth for option names, environment variables, defaults and help; the
 pytest plugin, the ``modmsg`` CLI and the README table are all derived from it.
@@ -7,6 +7,7 @@ pytest plugin, the ``modmsg`` CLI and the README table are all derived from it.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,14 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "baseline",
+        "--baseline",
+        "MODMSG_BASELINE",
+        None,
+        "A previous results.json: the run then fails only on requirements that passed there and fail now.",
+        metavar="PATH",
+    ),
+    Option(
         "report_dir",
         "--report-dir",
         "MODMSG_REPORT_DIR",
@@ -149,6 +158,7 @@ class Settings:
     max_examples: int = 100
     seed: int | None = None
     report_dir: Path = field(default_factory=lambda: Path("reports"))
+    baseline: str | None = None
 
     @property
     def uses_reference_server(self) -> bool:
@@ -205,7 +215,7 @@ def _split_env(option: Option, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(separator) if item.strip())
 
 
-def _raw_values(cli: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def _raw_values(cli: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for option in OPTIONS:
         given = cli.get(option.name)
@@ -214,14 +224,60 @@ def _raw_values(cli: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any
         elif env.get(option.env):
             raw = env[option.env]
             values[option.name] = _split_env(option, raw) if option.repeatable else raw
+        elif option.name in file:
+            values[option.name] = file[option.name]
         else:
             values[option.name] = option.default
     return values
 
 
-def resolve(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Build the run's settings from CLI values and the environment; raise ConfigError on bad input."""
-    values = _raw_values(cli or {}, os.environ if env is None else env)
+CONFIG_FILE = "modmsg.toml"
+
+
+def load_config_file(directory: Path) -> dict[str, Any]:
+    """Settings a vendor commits: ``modmsg.toml``, else ``[tool.modmsg]`` in ``pyproject.toml``; {} when neither."""
+    for name, table in ((CONFIG_FILE, None), ("pyproject.toml", "modmsg")):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        if table is not None:
+            data = data.get("tool", {}).get(table)
+            if data is None:
+                continue
+        return _check_file_values(data, f"{path}" + (f" [tool.{table}]" if table else ""))
+    return {}
+
+
+def _check_file_values(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    names = {o.name: o for o in OPTIONS}
+    if "api_key" in data:
+        raise ConfigError(f"{origin}: keep the API key out of files; set api_key_env to the variable that holds it")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "headers" and isinstance(value, dict):
+            value = [f"{k}: {v}" for k, v in value.items()]
+        if names[key].repeatable:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{origin}: {key} must be a list of strings")
+            value = tuple(value)
+        values[key] = value
+    return values
+
+
+def resolve(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    file: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the run's settings: CLI > environment > config file > default; raise ConfigError on bad input."""
+    values = _raw_values(cli or {}, os.environ if env is None else env, file or {})
     environment = os.environ if env is None else env
     api_key = values["api_key"]
     if values["api_key_env"]:
@@ -247,4 +303,5 @@ def resolve(cli: Mapping[str, Any] | None = None, env: Mapping[str, str] | None 
         max_examples=int(_positive(int, "--max-examples")(values["max_examples"])),
         seed=None if values["seed"] is None else _seed(values["seed"]),
         report_dir=Path(values["report_dir"]),
+        baseline=values["baseline"],
     )

@@ -29,8 +29,9 @@ def render(catalogue: Catalogue) -> str:
         + ". Profiles: `openai` judges "
         + f"{len(catalogue.for_profile('openai'))}, `spec` judges {len(catalogue.for_profile('spec'))}.",
         "",
-        "Sources: `spec` is a JSON pointer into `spec/modify-message.openapi.yaml`; `observed` and `decision` cite",
-        "`openai-behaviour.md` (the research notes on pre-shutdown OpenAI behaviour, §3 and §6); `http` names RFC 9110.",
+        "Sources: `spec` is a JSON pointer into `spec/modify-message.openapi.yaml`; `observed` and `decision`",
+        "cite `openai-behaviour.md` (the research notes on pre-shutdown OpenAI behaviour, §3 and §6); `http`",
+        "names RFC 9110.",
         "A requirement with a *when* condition is judged only once that condition occurs in a run; otherwise it",
         "reports SKIP and does not block a claim.",
     ]

@@ -7,23 +7,25 @@ or a probed URL) and, at the end of the session, reports written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modmsg import __version__
 from modmsg.api import AssistantsApi
-from modmsg.config import OPTIONS, ConfigError, Settings, resolve
+from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
 from modmsg.failures import Failure
 from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
-from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup
+from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
 from modmsg.target import Target, open_target, probe
 from modmsg.transport import Redactor, Transport, TransportError
@@ -42,6 +44,7 @@ class RunState:
     profile: Profile
     catalogue: Catalogue
     overlay: Overlay | None
+    baseline: RunResult | None = None
     started: float = field(default_factory=time.time)
     records: list[TestRecord] = field(default_factory=list)
     redactor: Redactor | None = None
@@ -75,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     try:
-        settings = resolve(cli)
+        settings = resolve(cli, file=load_config_file(Path.cwd()))
+        baseline = _load_baseline(settings.baseline) if settings.baseline else None
         catalogue = load_catalogue()
         profile = load_profile(settings.profile)
         overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
@@ -84,10 +88,19 @@ def pytest_configure(config: pytest.Config) -> None:
             probe(settings.base_url, settings.api_key, settings.headers, profile.settings.beta_header, settings.timeout)
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
         pytest.exit(f"modmsg: {exc}", returncode=2)
-    state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay)
+    state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay, baseline=baseline)
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
+
+
+def _load_baseline(path: str) -> RunResult:
+    from modmsg.report import ReportError, load_results
+
+    try:
+        return load_results(Path(path))
+    except (ReportError, OSError) as exc:
+        raise ConfigError(f"baseline {path} cannot be used: {exc}") from None
 
 
 def _req_ids(item: pytest.Item) -> tuple[str, ...]:
@@ -351,7 +364,7 @@ def build_result(state: RunState) -> RunResult:
         duration=finished - state.started,
         selection=settings.requirements,
     )
-    return rollup(
+    run = rollup(
         state.catalogue,
         state.records,
         profile_name=state.profile.name,
@@ -359,3 +372,7 @@ def build_result(state: RunState) -> RunResult:
         waivers=state.overlay.waivers if state.overlay else {},
         meta=meta,
     )
+    if state.baseline is None:
+        return run
+    comparison = compare(state.baseline.as_dict(), run.requirements, str(settings.baseline))
+    return dataclasses.replace(run, comparison=comparison)

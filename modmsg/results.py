@@ -167,16 +167,63 @@ class RunMeta:
         }
 
 
+_BAD = (Outcome.FAIL, Outcome.ERROR)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This run against a baseline run: CI gates on regressions, not on 100% on day one."""
+
+    baseline: str
+    regressions: tuple[str, ...]  # PASS in the baseline, FAIL or ERROR now
+    fixes: tuple[str, ...]  # FAIL or ERROR in the baseline, PASS now
+    unchanged_failures: tuple[str, ...]  # FAIL or ERROR in both
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "regressions": list(self.regressions),
+            "fixes": list(self.fixes),
+            "unchanged_failures": list(self.unchanged_failures),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        return cls(
+            baseline=data["baseline"],
+            regressions=tuple(data["regressions"]),
+            fixes=tuple(data["fixes"]),
+            unchanged_failures=tuple(data["unchanged_failures"]),
+        )
+
+
+def compare(baseline: Mapping[str, Any], current: Iterable[RequirementResult], label: str) -> Comparison:
+    """Compare with a baseline results.json (its dict form); requirements absent from it are not regressions."""
+    before = {r["id"]: Outcome(r["outcome"]) for r in baseline["requirements"]}
+    now = {r.id: r.outcome for r in current}
+    common = [i for i in now if i in before]
+    return Comparison(
+        baseline=label,
+        regressions=tuple(i for i in common if before[i] is Outcome.PASS and now[i] in _BAD),
+        fixes=tuple(i for i in common if before[i] in _BAD and now[i] is Outcome.PASS),
+        unchanged_failures=tuple(i for i in common if before[i] in _BAD and now[i] in _BAD),
+    )
+
+
 @dataclass(frozen=True)
 class RunResult:
     meta: RunMeta
     requirements: tuple[RequirementResult, ...]
     claim: Claim
     counts: Mapping[str, int] = field(default_factory=dict)
+    comparison: Comparison | None = None
 
     @property
     def failed(self) -> bool:
-        return any(r.outcome in (Outcome.FAIL, Outcome.ERROR) for r in self.requirements)
+        """Whether the run should fail a CI job: any FAIL/ERROR, or with a baseline, any regression."""
+        if self.comparison is not None:
+            return bool(self.comparison.regressions)
+        return any(r.outcome in _BAD for r in self.requirements)
 
     def by_area(self) -> dict[str, list[RequirementResult]]:
         areas: dict[str, list[RequirementResult]] = {}
@@ -191,6 +238,7 @@ class RunResult:
             "claim": self.claim.as_dict(),
             "counts": dict(self.counts),
             "requirements": [r.as_dict() for r in self.requirements],
+            "comparison": self.comparison.as_dict() if self.comparison else None,
         }
 
     @classmethod
@@ -202,6 +250,7 @@ class RunResult:
             requirements=tuple(RequirementResult.from_dict(r) for r in data["requirements"]),
             claim=Claim(**data["claim"]),
             counts=dict(data.get("counts", {})),
+            comparison=Comparison.from_dict(data["comparison"]) if data.get("comparison") else None,
         )
 
 

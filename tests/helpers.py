@@ -30,14 +30,32 @@ class SuiteRun:
 def run_suite(report_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> SuiteRun:
     """``python -m pytest suites ARGS`` with the reports in ``report_dir``; never inherits MODMSG_* settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
-    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider",
-               "--report-dir", str(report_dir), *args]
-    done = subprocess.run(command, cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(REPO / "suites"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--report-dir",
+        str(report_dir),
+        *args,
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False
+    )
     return SuiteRun(exit_code=done.returncode, output=done.stdout + done.stderr, report_dir=report_dir)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
-    return subprocess.run([sys.executable, "-m", "modmsg.cli", *args], cwd=REPO, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "modmsg.cli", *args],
+        cwd=REPO,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

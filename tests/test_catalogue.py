@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import REPO
 
 from modmsg.docs import TARGET, render
 from modmsg.requirements import CatalogueError, load_catalogue, parse_catalogue
 from modmsg.spec import load_fragment, resolve_pointer
-from helpers import REPO
 
 
 class _Grab:
@@ -64,23 +64,70 @@ def test_every_test_names_a_known_requirement(suite_items):
 
 
 def test_generated_reference_docs_are_current():
-    assert TARGET.read_text(encoding="utf-8") == render(load_catalogue()), "docs/requirements.md is stale: run make docs"
+    assert TARGET.read_text(encoding="utf-8") == render(load_catalogue()), (
+        "docs/requirements.md is stale: run make docs"
+    )
 
 
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
         ({"id": "MM-X-01"}, "missing"),
-        ({"id": "MM-FOO-01", "title": "t", "level": "MUST", "statement": "MUST x", "source": {"kind": "spec", "ref": "#/"},
-          "profiles": ["openai"]}, "id must look like"),
-        ({"id": "MM-META-99", "title": "t", "level": "MUSTN'T", "statement": "x", "source": {"kind": "spec", "ref": "#/"},
-          "profiles": ["openai"]}, "level must be"),
-        ({"id": "MM-META-99", "title": "t", "level": "MUST", "statement": "should", "source": {"kind": "spec", "ref": "#/"},
-          "profiles": ["openai"]}, "RFC 2119 keyword"),
-        ({"id": "MM-META-99", "title": "t", "level": "MUST", "statement": "MUST", "source": "somewhere",
-          "profiles": ["openai"]}, "source must be"),
-        ({"id": "MM-META-99", "title": "t", "level": "MUST", "statement": "MUST", "source": {"kind": "spec", "ref": "#/"},
-          "profiles": ["vendor"]}, "profiles must be"),
+        (
+            {
+                "id": "MM-FOO-01",
+                "title": "t",
+                "level": "MUST",
+                "statement": "MUST x",
+                "source": {"kind": "spec", "ref": "#/"},
+                "profiles": ["openai"],
+            },
+            "id must look like",
+        ),
+        (
+            {
+                "id": "MM-META-99",
+                "title": "t",
+                "level": "MUSTN'T",
+                "statement": "x",
+                "source": {"kind": "spec", "ref": "#/"},
+                "profiles": ["openai"],
+            },
+            "level must be",
+        ),
+        (
+            {
+                "id": "MM-META-99",
+                "title": "t",
+                "level": "MUST",
+                "statement": "should",
+                "source": {"kind": "spec", "ref": "#/"},
+                "profiles": ["openai"],
+            },
+            "RFC 2119 keyword",
+        ),
+        (
+            {
+                "id": "MM-META-99",
+                "title": "t",
+                "level": "MUST",
+                "statement": "MUST",
+                "source": "somewhere",
+                "profiles": ["openai"],
+            },
+            "source must be",
+        ),
+        (
+            {
+                "id": "MM-META-99",
+                "title": "t",
+                "level": "MUST",
+                "statement": "MUST",
+                "source": {"kind": "spec", "ref": "#/"},
+                "profiles": ["vendor"],
+            },
+            "profiles must be",
+        ),
         ({"id": "MM-META-99", "colour": "red"}, "unknown key"),
     ],
 )
@@ -90,8 +137,14 @@ def test_malformed_catalogue_entry_is_a_clear_error(entry, message):
 
 
 def test_duplicate_ids_are_rejected():
-    entry = {"id": "MM-META-99", "title": "t", "level": "MUST", "statement": "MUST", "profiles": ["openai"],
-             "source": {"kind": "spec", "ref": "#/"}}
+    entry = {
+        "id": "MM-META-99",
+        "title": "t",
+        "level": "MUST",
+        "statement": "MUST",
+        "profiles": ["openai"],
+        "source": {"kind": "spec", "ref": "#/"},
+    }
     with pytest.raises(CatalogueError, match="duplicate id"):
         parse_catalogue({"requirements": [entry, entry]}, "test.yaml")
 

@@ -7,13 +7,13 @@ import threading
 import time
 
 import pytest
-
 from helpers import run_cli, run_suite
+
 from modmsg.reference import Behaviour, start_server
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - the stdlib's name
+    def do_GET(self):
         body = b"<!doctype html><html><body>Welcome to nginx!</body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -93,12 +93,14 @@ def test_wrong_api_key_exits_2(tmp_path):
 
 def test_conformant_target_exits_0_and_broken_target_exits_1(tmp_path):
     with start_server(api_key="sk-ok") as good:
-        ok = run_suite(tmp_path / "good", "--base-url", good.base_url, "--req", "MM-META-06",
-                       env={"MODMSG_API_KEY": "sk-ok"})
+        ok = run_suite(
+            tmp_path / "good", "--base-url", good.base_url, "--req", "MM-META-06", env={"MODMSG_API_KEY": "sk-ok"}
+        )
     assert ok.exit_code == 0, ok.output
     with start_server(api_key="sk-ok", behaviour=Behaviour(max_keys=17)) as bad:
-        broken = run_suite(tmp_path / "bad", "--base-url", bad.base_url, "--req", "MM-META-06",
-                           env={"MODMSG_API_KEY": "sk-ok"})
+        broken = run_suite(
+            tmp_path / "bad", "--base-url", bad.base_url, "--req", "MM-META-06", env={"MODMSG_API_KEY": "sk-ok"}
+        )
     assert broken.exit_code == 1
     assert broken.outcomes()["MM-META-06"] == "FAIL"
 

@@ -8,8 +8,8 @@ import pytest
 
 from modmsg.config import ConfigError, resolve
 from modmsg.profiles import ProfileError, load_profile, parse_profile
-from modmsg.waivers import WaiverError, parse_overlay
 from modmsg.requirements import load_catalogue
+from modmsg.waivers import WaiverError, parse_overlay
 
 
 def test_defaults_start_the_reference_server():
@@ -33,8 +33,11 @@ def test_repeatable_headers_from_cli_and_env():
 
 def test_api_key_from_a_named_variable_and_secrets_cover_marked_headers():
     settings = resolve(
-        {"api_key_env": "VENDOR_KEY", "headers": ["x-portkey-api-key: pk-1", "x-vendor-token: vt-2", "x-plain: p"],
-         "secret_headers": ["x-vendor-token"]},
+        {
+            "api_key_env": "VENDOR_KEY",
+            "headers": ["x-portkey-api-key: pk-1", "x-vendor-token: vt-2", "x-plain: p"],
+            "secret_headers": ["x-vendor-token"],
+        },
         {"VENDOR_KEY": "sk-vendor"},
     )
     assert settings.api_key == "sk-vendor"

@@ -6,8 +6,20 @@ from modmsg.requirements import load_catalogue
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup, worst
 
 CATALOGUE = load_catalogue()
-META = RunMeta(suite_version="t", spec_version="2.3.0", spec_commit="c", spec_sha256="s", profile="openai",
-               overlay=None, target="t", seed=1, max_examples=1, started="s", finished="f", duration=1.0)
+META = RunMeta(
+    suite_version="t",
+    spec_version="2.3.0",
+    spec_commit="c",
+    spec_sha256="s",
+    profile="openai",
+    overlay=None,
+    target="t",
+    seed=1,
+    max_examples=1,
+    started="s",
+    finished="f",
+    duration=1.0,
+)
 
 
 def record(outcome: Outcome, *reqs: str, failed_req: str | None = None, nodeid: str = "t") -> TestRecord:

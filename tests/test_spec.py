@@ -18,7 +18,9 @@ MODIFY = "#/paths/~1threads~1{thread_id}~1messages~1{message_id}/post"
 
 
 def test_vendored_fragment_matches_the_sha256_recorded_in_upstream_md():
-    recorded = re.search(r"sha256 of the vendored file \| `([0-9a-f]{64})`", (REPO_DIR / "spec/UPSTREAM.md").read_text())
+    recorded = re.search(
+        r"sha256 of the vendored file \| `([0-9a-f]{64})`", (REPO_DIR / "spec/UPSTREAM.md").read_text()
+    )
     assert recorded, "spec/UPSTREAM.md must record the sha256"
     actual = hashlib.sha256((REPO_DIR / "spec/modify-message.openapi.yaml").read_bytes()).hexdigest()
     assert actual == recorded.group(1) == spec_info().sha256

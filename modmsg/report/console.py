@@ -18,4 +18,18 @@ def summary_lines(run: RunResult) -> list[str]:
             state = f"{result.outcome.value:<5}"
             lines.append(f"  {state} {result.id} [{result.level}] {result.title}: {result.reason}")
     lines.append(f"claim: {run.claim.text} (profile {run.meta.profile}, spec {run.meta.spec_version})")
+    lines += comparison_lines(run)
     return lines
+
+
+def comparison_lines(run: RunResult) -> list[str]:
+    comparison = run.comparison
+    if comparison is None:
+        return []
+    return [
+        f"against baseline {comparison.baseline}:",
+        f"  regressions ({len(comparison.regressions)}): {', '.join(comparison.regressions) or 'none'}",
+        f"  fixes ({len(comparison.fixes)}): {', '.join(comparison.fixes) or 'none'}",
+        f"  unchanged failures ({len(comparison.unchanged_failures)}): "
+        f"{', '.join(comparison.unchanged_failures) or 'none'}",
+    ]

@@ -71,6 +71,15 @@ def render_summary(run: RunResult) -> str:
     waived = [r for r in run.requirements if r.outcome.value == "WAIVED"]
     if waived:
         lines += ["", f"Waived ({len(waived)}): " + ", ".join(r.id for r in waived[:MAX_LISTED])]
+    comparison = run.comparison
+    if comparison is not None:
+        lines += ["", f"### Against baseline {_code(comparison.baseline)}", ""]
+        for label, ids in (
+            ("Regressions", comparison.regressions),
+            ("Fixes", comparison.fixes),
+            ("Unchanged failures", comparison.unchanged_failures),
+        ):
+            lines.append(f"- {label} ({len(ids)}): {', '.join(ids[:MAX_LISTED]) or 'none'}")
     return "\n".join(lines) + "\n"
 
 
