@@ -80,7 +80,107 @@ def readme_with_current_table(text: str) -> str:
     return f"{head}{TABLE_START}\n{config_table()}\n{TABLE_END}{tail}"
 
 
+CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
+CHECK_MODULES = ("response", "metadata", "errors", "headers")
+# A realistic sample per failure type: (requirement, expected, received) as a failing run would show it.
+FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
+    "WrongStatus": ("MM-ERR-01", "404", '200 application/json: {"id": "msg_…", "object": "thread.message", …}'),
+    "NotJson": ("MM-RESP-01", "a JSON body", "200 text/html: <html><body>OK</body></html>"),
+    "SchemaViolation": (
+        "MM-RESP-02",
+        "a body valid against MessageObject",
+        "1 violation(s); first at (root): 'attachments' is a required property",
+    ),
+    "MissingField": (
+        "MM-RESP-03",
+        "keys incomplete_details, …, metadata present (null when empty)",
+        "missing: incomplete_details, completed_at",
+    ),
+    "WrongValue": ("MM-RESP-04", 'object = "thread.message"', 'object = "message"'),
+    "MetadataNotEchoed": (
+        "MM-META-01",
+        "the modify response to contain 16 pair(s) verbatim",
+        '1 differ: " leading-space" -> "(absent)"',
+    ),
+    "MetadataNotPersisted": (
+        "MM-META-02",
+        "a later getMessage to contain 16 pair(s) verbatim",
+        '16 differ: "Case" -> "(absent)"; …',
+    ),
+    "WrongMetadataSemantics": (
+        "MM-META-04",
+        'merge semantics: {"blank": "", "keep": "1", "overwrite": "new"}',
+        '{"blank": "", "overwrite": "new"}',
+    ),
+    "LimitNotEnforced": ("MM-META-06", "400 for 17 keys", '200 application/json: {"id": "msg_…", …}'),
+    "BoundaryRejected": ("MM-META-05", "200 for 16 keys", '400 application/json: {"error": {…}}'),
+    "PartialWrite": (
+        "MM-META-12",
+        "the message unchanged after the value 42",
+        'metadata: {"before": "seeded"} -> {"before": "seeded", "ok": "applied?"}',
+    ),
+    "FieldChanged": ("MM-RESP-07", "every field except metadata unchanged", "created_at: 1763772000 -> 1763772061"),
+    "LostUpdate": ("MM-META-16", "all 16 concurrently written keys stored", "9 lost: writer-00, writer-03, …"),
+    "BadErrorEnvelope": (
+        "MM-ERR-06",
+        '{"error": {message: str, type: str, param: str|null, code: str|null}}',
+        '\'error\' missing in 400 application/json: {"detail": "invalid metadata"}',
+    ),
+    "WrongErrorCode": (
+        "MM-ERR-07",
+        '{"code": "object_above_max_properties", "param": "metadata", …}',
+        '{"code": null, "param": null, …}',
+    ),
+    "ServerError": ("MM-ERR-08", "a 2xx or 4xx answer to empty key", "500 application/json: {…}"),
+    "SecretEchoed": (
+        "MM-ERR-09",
+        "no credential in the response",
+        "the API key appears in the body (shown redacted in the evidence)",
+    ),
+    "WrongContentType": ("MM-HDR-02", "Content-Type: application/json", "Content-Type: text/html on 400"),
+    "MissingHeader": ("MM-HDR-03", "a non-empty x-request-id header", "headers: content-length, content-type"),
+    "GeneratedCaseFailed": (
+        "MM-GEN-02",
+        "a 4xx error envelope for a schema-violating request",
+        '200 for {"metadata": {"k": 0}}',
+    ),
+}
+
+
+def render_checks() -> str:
+    """docs/checks.md: every check (name, what it catches) and every failure (title, sample output)."""
+    import importlib
+    import inspect
+
+    from modmsg import failures
+
+    lines = [
+        "# Checks and failures reference",
+        "",
+        "<!-- generated from modmsg/checks and modmsg/failures.py by `make docs`; do not edit by hand -->",
+        "",
+        "A check is a plain function that raises a typed failure carrying the requirement id it judges.",
+        "",
+    ]
+    for name in CHECK_MODULES:
+        module = importlib.import_module(f"modmsg.checks.{name}")
+        lines += [f"## `modmsg.checks.{name}`", "", (module.__doc__ or "").strip().splitlines()[0], ""]
+        for fname, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and not fname.startswith("_"):
+                doc = (function.__doc__ or "").strip().splitlines()
+                lines.append(f"- `{fname}`: {doc[0] if doc else ''}")
+        lines.append("")
+    lines += ["## Failures", ""]
+    for cname, cls in inspect.getmembers(failures, inspect.isclass):
+        if issubclass(cls, failures.Failure) and cls is not failures.Failure:
+            req, expected, received = FAILURE_SAMPLES[cname]
+            sample = cls(req=req, expected=expected, received=received)
+            lines += [f"### {cname}", "", f"{cls.title}.", "", "```text", str(sample), "```", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    CHECKS_DOC.write_text(render_checks(), encoding="utf-8")
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     TARGET.write_text(render(load_catalogue()), encoding="utf-8")
     README.write_text(readme_with_current_table(README.read_text(encoding="utf-8")), encoding="utf-8")

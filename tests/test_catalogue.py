@@ -154,3 +154,9 @@ def test_readme_configuration_table_is_current():
 
     text = README.read_text(encoding="utf-8")
     assert text == readme_with_current_table(text), "README configuration table is stale: run make docs"
+
+
+def test_checks_reference_is_current_and_covers_every_failure():
+    from modmsg.docs import CHECKS_DOC, render_checks
+
+    assert CHECKS_DOC.read_text(encoding="utf-8") == render_checks(), "docs/checks.md is stale: run make docs"

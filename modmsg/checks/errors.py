@@ -73,6 +73,7 @@ def error_matches(
 
 
 def not_a_server_error(response: requests.Response, *, req: str, what: str = "") -> None:
+    """The target answered with anything but a 5xx."""
     if response.status_code >= 500:
         raise ServerError(
             req=req,

@@ -11,6 +11,7 @@ from modmsg.failures import BadErrorEnvelope, MissingHeader, WrongContentType, W
 
 
 def content_type_is_json(response: requests.Response, *, req: str) -> None:
+    """The media type of the response is application/json."""
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise WrongContentType(
@@ -21,6 +22,7 @@ def content_type_is_json(response: requests.Response, *, req: str) -> None:
 
 
 def has_request_id(response: requests.Response, *, req: str) -> None:
+    """The response carries a non-empty ``x-request-id`` header."""
     if not response.headers.get("x-request-id", "").strip():
         raise MissingHeader(
             req=req,

@@ -46,6 +46,7 @@ def metadata_contains(
 
 
 def expected_after(before: Mapping[str, str] | None, sent: Mapping[str, str], mode: str) -> dict[str, str]:
+    """The metadata a profile mode predicts after sending ``sent`` on top of ``before``."""
     return {**(before or {}), **sent} if mode == "merge" else dict(sent)
 
 
@@ -97,6 +98,7 @@ def state_unchanged(before: Mapping[str, Any], after: Mapping[str, Any], *, req:
 
 
 def no_update_lost(final: Mapping[str, Any], expected: Mapping[str, str], *, req: str) -> None:
+    """Every concurrently written pair is in the final stored metadata."""
     stored = _metadata(final)
     lost = sorted(k for k, v in expected.items() if stored.get(k) != v)
     if lost:

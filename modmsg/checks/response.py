@@ -38,12 +38,14 @@ def _validator(schema_name: str) -> Draft202012Validator:
 
 
 def status_is(response: requests.Response, expected: int | Collection[int], *, req: str) -> None:
+    """The response status is one of ``expected``."""
     allowed = {expected} if isinstance(expected, int) else set(expected)
     if response.status_code not in allowed:
         raise WrongStatus(req=req, expected=" or ".join(map(str, sorted(allowed))), received=excerpt(response))
 
 
 def json_body(response: requests.Response, *, req: str) -> Any:
+    """The body parses as JSON; returns it."""
     try:
         return response.json()
     except ValueError:
@@ -60,6 +62,7 @@ def ok_json(response: requests.Response, *, req: str) -> dict[str, Any]:
 
 
 def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
+    """The body validates against a schema of the overlaid spec (``#/components/schemas/NAME``)."""
     errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
@@ -72,6 +75,7 @@ def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
 
 
 def nullable_fields_are_present(body: Mapping[str, Any], *, req: str) -> None:
+    """Every nullable MessageObject field is present (null when empty), never omitted."""
     missing = [name for name in NULLABLE_FIELDS if name not in body]
     if missing:
         raise MissingField(
@@ -83,12 +87,14 @@ def nullable_fields_are_present(body: Mapping[str, Any], *, req: str) -> None:
 
 
 def field_equals(body: Mapping[str, Any], name: str, expected: Any, *, req: str) -> None:
+    """``body[name]`` is present and equals ``expected``."""
     if name not in body or body[name] != expected:
         received = dump(body[name]) if name in body else "(absent)"
         raise WrongValue(req=req, expected=f"{name} = {dump(expected)}", received=f"{name} = {received}")
 
 
 def created_at_is_unix_seconds(body: Mapping[str, Any], *, req: str, now: float | None = None) -> None:
+    """``created_at`` is an integer within a day of the suite's clock (seconds, not ms)."""
     value = body.get("created_at")
     now = time.time() if now is None else now
     if isinstance(value, bool) or not isinstance(value, int) or abs(value - now) > CLOCK_WINDOW:
@@ -100,6 +106,7 @@ def created_at_is_unix_seconds(body: Mapping[str, Any], *, req: str, now: float 
 
 
 def only_metadata_changed(before: Mapping[str, Any], after: Mapping[str, Any], *, req: str) -> None:
+    """Every field except ``metadata`` is the same before and after a modify."""
     changed = sorted(k for k in set(before) | set(after) if k != "metadata" and before.get(k) != after.get(k))
     if changed:
         raise FieldChanged(
