@@ -1,0 +1,625 @@
+"""Schemathesis glue for ``suites/test_generated.py`` (MM-GEN-01, MM-GEN-02, MM-GEN-03, MM-ERR-08).
+
+What lives here, so the test module stays a list of requirements:
+
+* ``load_schema()``: the overlaid fragment narrowed to ``modifyMessage``, with an explicit Schemathesis
+  configuration (no ``schemathesis.toml`` discovery) built from ``BUILTIN_CHECKS``, the table that says which
+  built-in check is on, off or tuned, for which requirement, and why;
+* ``GeneratedRun``: drives generated cases against a live message of the run. It pins the path to that message
+  and the headers to the run's credentials, sends each case through the suite's session (evidence recorded with
+  ``Transport.record``), snapshots the message around negative cases, and judges the answer;
+* the judges, one per requirement, which raise the suite's typed failures. A Schemathesis ``FailureGroup``
+  (a ``BaseExceptionGroup``, so ``except Exception`` would miss it) is translated into one typed failure carrying
+  the requirement id, Expected/Received, every Schemathesis finding, the curl reproducer and the seed.
+
+Credentials never enter a generated case: cases carry ``Bearer [REDACTED]`` (and ``[REDACTED]`` for any other
+secret header) and the real values are substituted only on the wire, so Hypothesis' "Falsifying example"
+output, Schemathesis' curl line and the evidence cannot show the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from hypothesis import strategies as st
+from schemathesis import APIOperation, BaseSchema, Case, GenerationMode
+from schemathesis.errors import FailureGroup
+from schemathesis.generation.meta import REQUEST_SHAPE_PROBES, CoverageScenario, coverage_scenario
+
+from modmsg.api import AssistantsApi
+from modmsg.checks._common import excerpt
+from modmsg.checks.errors import error_envelope_is_valid
+from modmsg.checks.metadata import metadata_contains, state_unchanged
+from modmsg.checks.response import ok_json
+from modmsg.failures import (
+    Failure,
+    GeneratedCaseFailed,
+    SchemaViolation,
+    ServerError,
+    WrongContentType,
+    WrongStatus,
+)
+from modmsg.profiles import Profile
+from modmsg.spec import load_overlaid
+from modmsg.strategies import MAX_KEYS
+from modmsg.transport import REDACTED, Transport, TransportError, retry_delay
+
+OPERATION_ID = "modifyMessage"
+ACCEPTED_REQ = "MM-GEN-01"
+REJECTED_REQ = "MM-GEN-02"
+DOCUMENTED_REQ = "MM-GEN-03"
+NO_5XX_REQ = "MM-ERR-08"
+POSITIVE = GenerationMode.POSITIVE
+NEGATIVE = GenerationMode.NEGATIVE
+MASKED_BEARER = f"Bearer {REDACTED}"
+
+# How a schema-violating body must be rejected. The openai profile settles it (openai-behaviour.md §6: every
+# body defect is a 400 with the error envelope); the spec profile asks only for a client-error answer that HTTP
+# semantics allow for a bad body. 401/403/404 are never right here: the credentials are valid and the message
+# exists, so such an answer would mean the server judged something other than the body.
+REJECTION_STATUSES = {"openai": frozenset({400}), "spec": frozenset({400, 413, 415, 422})}
+
+
+# --------------------------------------------------------------------------------------------- check table
+
+
+@dataclass(frozen=True)
+class BuiltinCheck:
+    """One Schemathesis built-in check: the requirements its findings count against (none: off) and why."""
+
+    name: str
+    reqs: tuple[str, ...]
+    why: str
+    tuning: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.reqs)
+
+
+BUILTIN_CHECKS: tuple[BuiltinCheck, ...] = (
+    BuiltinCheck(
+        "not_a_server_error",
+        (NO_5XX_REQ,),
+        "ON. A 5xx is never a correct answer, whatever was sent; judged for every case, the coverage phase's "
+        "method and Content-Type probes included (Schemathesis skips every other check for those).",
+    ),
+    BuiltinCheck(
+        "status_code_conformance",
+        (DOCUMENTED_REQ,),
+        "ON. The overlay documents 200, 400, 401, 404 and 429 on modifyMessage, so a correct 400/401/404 is "
+        "never flagged; 405, 415, 422 or 500 on a POST are undocumented and are. Probes are skipped by "
+        "Schemathesis itself (a method the operation lacks cannot have documented statuses).",
+    ),
+    BuiltinCheck(
+        "content_type_conformance",
+        (ACCEPTED_REQ, DOCUMENTED_REQ),
+        "ON. Every documented response (200 and the ErrorResponse ones) is application/json; for a positive "
+        "case this is also part of 'accepted with a JSON body' (MM-GEN-01).",
+    ),
+    BuiltinCheck(
+        "response_headers_conformance",
+        (DOCUMENTED_REQ,),
+        "ON. The only documented response header is the 429's optional Retry-After: it is validated when "
+        "present (integer >= 1) and never demanded, so it cannot fire on a 200 or 4xx.",
+    ),
+    BuiltinCheck(
+        "response_schema_conformance",
+        (ACCEPTED_REQ, DOCUMENTED_REQ),
+        "ON. 200 must be a MessageObject, 400/401/404/429 an ErrorResponse. The overlay puts the metadata "
+        "limits on Metadata, so a server that stores and echoes 17 keys also fails here.",
+    ),
+    BuiltinCheck(
+        "positive_data_acceptance",
+        (ACCEPTED_REQ,),
+        "TUNED to [200]. The default also takes 401, 403, 404, 409, 429 and 5xx as 'accepted' because it "
+        "assumes random ids and no credentials; we send valid credentials to a live message with room for the "
+        "keys, so anything but 200 rejects a valid request.",
+        {"expected-statuses": [200]},
+    ),
+    BuiltinCheck(
+        "negative_data_rejection",
+        (REJECTED_REQ,),
+        "TUNED to [400, 413, 415, 422] (the widest set any profile allows; the openai profile narrows it to 400 "
+        "in our own check). The default also counts 401/403/404/405/406/409/429 and 5xx as 'rejected', each of "
+        "which would hide a bug here (valid key, existing message; a 5xx is a crash). It exempts negations "
+        "that only add an unknown property; our own check does not (MM-REQ-01: unknown keys MUST get 400).",
+        {"expected-statuses": [400, 413, 415, 422]},
+    ),
+    BuiltinCheck(
+        "missing_required_header",
+        (),
+        "OFF. Authorization and OpenAI-Beta are pinned to valid values on every case, so header defects are "
+        "never generated; they are judged by MM-REQ-05/06/07 with profile-specific expectations (under the "
+        "spec profile OpenAI-Beta is not required, so the overlay's required: true would be a false alarm).",
+    ),
+    BuiltinCheck(
+        "unsupported_method",
+        (),
+        "OFF. It demands 405 + Allow, but OpenAI answers an unknown method with 404 unknown_url. MM-REQ-08 "
+        "owns methods (404 or 405); here a method probe is judged for no 5xx (MM-ERR-08), no 2xx and no state "
+        "change (MM-GEN-02).",
+    ),
+    BuiltinCheck(
+        "allow_header_conformance",
+        (),
+        "OFF. It only compares an OPTIONS answer's Allow header with the path's methods: method semantics, "
+        "owned by MM-REQ-08; proxies and CORS layers answer OPTIONS themselves.",
+    ),
+    BuiltinCheck(
+        "ignored_auth",
+        (),
+        "OFF. It re-sends every case without and with wrong credentials (two more requests per case, "
+        "doubling the run); authentication is judged by MM-REQ-06/07.",
+    ),
+    BuiltinCheck(
+        "use_after_free",
+        (),
+        "OFF. Stateful-phase check (a request after a DELETE of the same resource); the stateful phase is off "
+        "and deleted messages are MM-ERR's.",
+    ),
+    BuiltinCheck(
+        "ensure_resource_availability",
+        (),
+        "OFF. Stateful-phase check (a created resource must be readable); there is no create link to follow.",
+    ),
+    BuiltinCheck(
+        "object_level_authorization",
+        (),
+        "OFF. Needs a second identity; the suite has one key.",
+    ),
+    BuiltinCheck(
+        "max_response_time",
+        (),
+        "OFF (no limit set). Latency is no requirement; a slow CI machine must not fail conformance.",
+    ),
+)
+
+_EXPECTED_BY_CHECK = {
+    "not_a_server_error": "a 2xx or 4xx answer",
+    "status_code_conformance": "a status documented for modifyMessage (200, 400, 401, 404, 429)",
+    "content_type_conformance": "a documented content type (application/json)",
+    "response_headers_conformance": "the documented response headers",
+    "response_schema_conformance": "a body valid against the schema documented for that status",
+    "positive_data_acceptance": "200 for a schema-valid request",
+    "negative_data_rejection": "a 4xx rejection of a schema-violating request",
+}
+_FAILURE_BY_CHECK: dict[str, type[Failure]] = {
+    "not_a_server_error": ServerError,
+    "status_code_conformance": WrongStatus,
+    "content_type_conformance": WrongContentType,
+    "response_schema_conformance": SchemaViolation,
+}
+
+
+def schemathesis_config() -> schemathesis.Config:
+    """The explicit configuration (no schemathesis.toml discovery, so a stray file cannot change the suite)."""
+    checks: dict[str, Any] = {
+        check.name: {"enabled": check.enabled, **check.tuning}
+        for check in BUILTIN_CHECKS
+        if check.name != "max_response_time"  # configured by a bare limit, and unset here
+    }
+    return schemathesis.Config.from_dict(
+        {
+            # Fuzzing is driven by GeneratedRun with the run's --max-examples/--seed, which only exist at run
+            # time; @schema.parametrize() is used for the deterministic examples and coverage phases.
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": False},
+                "stateful": {"enabled": False},
+            },
+            "generation": {"database": "none"},
+            "checks": checks,
+        }
+    )
+
+
+def load_schema() -> BaseSchema:
+    """The overlaid spec narrowed to modifyMessage."""
+    schema = schemathesis.openapi.from_dict(load_overlaid(), config=schemathesis_config())
+    return schema.include(operation_id=OPERATION_ID)
+
+
+def modify_operation(schema: BaseSchema) -> APIOperation:
+    operations = [result.ok() for result in schema.get_all_operations()]
+    if len(operations) != 1:
+        raise RuntimeError(f"expected exactly one {OPERATION_ID} operation, found {len(operations)}")
+    return operations[0]
+
+
+def checks_for(req: str) -> tuple[Any, ...]:
+    """The built-in check functions whose findings count against ``req``."""
+    from schemathesis.checks import load_all_checks
+
+    load_all_checks()
+    return tuple(getattr(schemathesis.checks, check.name) for check in BUILTIN_CHECKS if req in check.reqs)
+
+
+# --------------------------------------------------------------------------------------------- cases sent
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One generated case and what came back."""
+
+    case: Case
+    mode: GenerationMode
+    response: requests.Response
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    note: str = ""
+
+    @property
+    def is_method_probe(self) -> bool:
+        return coverage_scenario(self.case) == CoverageScenario.UNSPECIFIED_HTTP_METHOD
+
+    @property
+    def is_request_shape_probe(self) -> bool:
+        return coverage_scenario(self.case) in REQUEST_SHAPE_PROBES
+
+
+def sent_pairs(case: Case) -> dict[str, str]:
+    """The metadata pairs a (positive) case sends; empty for ``{}``, ``null`` or no metadata."""
+    body = case.body
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return {k: v for k, v in metadata.items() if isinstance(v, str)} if isinstance(metadata, dict) else {}
+
+
+def effective_mode(case: Case) -> GenerationMode:
+    """The mode after pinning: Schemathesis revalidates edited components, so a coverage case whose only
+    defect was a header it generated (missing Authorization, wrong OpenAI-Beta) is positive once pinned."""
+    meta = case.meta
+    return meta.generation.mode if meta is not None else POSITIVE
+
+
+def describe(case: Case, mode: GenerationMode, note: str = "") -> str:
+    meta = case.meta
+    if note or meta is None:
+        return f"{mode.value} case: {note or 'hand-built'}"
+    description = (meta.phase.data.description or "").replace("\n", " ")
+    return f"{mode.value} case ({meta.phase.name.value} phase): {description}"
+
+
+def derive_seed(seed: int, label: str) -> int:
+    """A per-test seed: the same --seed replays every test, yet the tests explore different inputs."""
+    return zlib.crc32(f"{seed}:{label}".encode()) ^ (seed & 0xFFFFFFFF)
+
+
+def fresh_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def hypothesis_settings(max_examples: int) -> hypothesis.settings:
+    return hypothesis.settings(
+        max_examples=max_examples,
+        database=None,  # no .hypothesis replay: a CI run is exactly what the seed says
+        deadline=None,  # network round trips, not CPU
+        derandomize=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        suppress_health_check=(
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ),
+        verbosity=hypothesis.Verbosity.quiet,
+        print_blob=False,
+        # One finding per test, replayed last: the plugin reports one failure and the last exchanges as
+        # evidence, so they must belong to the same case.
+        report_multiple_bugs=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------- judges
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What one requirement demands of every generated case (``needs_state``: GET before and after)."""
+
+    req: str
+    check: Callable[[Sent, GeneratedRun], None]
+    needs_state: bool = False
+
+
+def _accepted(sent: Sent, run: GeneratedRun) -> None:
+    """MM-GEN-01: a positive case gets 200, a JSON MessageObject, and every sent pair back verbatim."""
+    if not sent.mode.is_positive:
+        return
+    run.builtin(sent, ACCEPTED_REQ)
+    body = ok_json(sent.response, req=ACCEPTED_REQ)
+    metadata_contains(body, sent_pairs(sent.case), req=ACCEPTED_REQ)
+
+
+def _rejected(sent: Sent, run: GeneratedRun) -> None:
+    """MM-GEN-02: a negative case gets a 4xx error envelope and leaves the message as it was."""
+    if not sent.mode.is_negative:
+        return
+    response, method = sent.response, sent.case.method.upper()
+    if sent.is_request_shape_probe:
+        # Coverage probes (a method the operation lacks, a non-JSON Content-Type) are malformed on purpose, and
+        # what exactly answers them is the business of MM-REQ-08 (404 or 405) and of proxies (OPTIONS, CORS):
+        # here an unsupported method must merely not be accepted, and no probe may change the message.
+        if sent.is_method_probe and method != "OPTIONS" and not 400 <= response.status_code < 500:
+            raise GeneratedCaseFailed(
+                req=REJECTED_REQ, expected=f"a 4xx for the unsupported method {method}", received=excerpt(response)
+            )
+    else:
+        run.builtin(sent, REJECTED_REQ)
+        if response.status_code not in run.rejection_statuses:
+            raise GeneratedCaseFailed(
+                req=REJECTED_REQ,
+                expected=f"{' or '.join(map(str, sorted(run.rejection_statuses)))} for a schema-violating body "
+                f"({run.profile.name} profile)",
+                received=excerpt(response),
+            )
+        error_envelope_is_valid(response, req=REJECTED_REQ)
+    if sent.before is not None and sent.after is not None:
+        state_unchanged(sent.before, sent.after, req=REJECTED_REQ, what=f"a rejected {method}")
+
+
+def _documented(sent: Sent, run: GeneratedRun) -> None:
+    """MM-GEN-03: documented status, content type, headers and response schema."""
+    run.builtin(sent, DOCUMENTED_REQ)
+
+
+def _no_server_error(sent: Sent, run: GeneratedRun) -> None:
+    """MM-ERR-08: no 5xx, whatever was generated."""
+    run.builtin(sent, NO_5XX_REQ)
+
+
+ACCEPTED = Judge(ACCEPTED_REQ, _accepted)
+REJECTED = Judge(REJECTED_REQ, _rejected, needs_state=True)
+DOCUMENTED = Judge(DOCUMENTED_REQ, _documented)
+NO_SERVER_ERROR = Judge(NO_5XX_REQ, _no_server_error)
+# When one case is judged for every requirement (coverage phase), the most specific finding wins.
+ALL_JUDGES = (NO_SERVER_ERROR, ACCEPTED, REJECTED, DOCUMENTED)
+
+
+def translate(group: FailureGroup, *, req: str, response: requests.Response) -> Failure:
+    """One typed failure for ``req`` from Schemathesis findings (the most severe names the failure type)."""
+    findings = sorted(group.exceptions)
+    first = findings[0]
+    check = first.checks[0] if getattr(first, "checks", ()) else ""
+    kind = _FAILURE_BY_CHECK.get(check, GeneratedCaseFailed)
+    findings_text = [
+        "\n".join(
+            filter(
+                None,
+                (
+                    f"Schemathesis {f.code} {f.title}" + (f" [{', '.join(f.checks)}]" if f.checks else ""),
+                    str(f.message).strip(),
+                ),
+            )
+        )
+        for f in findings
+    ]
+    return kind(
+        req=req,
+        expected=_EXPECTED_BY_CHECK.get(check, "no Schemathesis finding"),
+        received=f"{first.title}: {excerpt(response)}",
+        detail="\n\n".join(findings_text),
+    )
+
+
+def with_context(failure: Failure, context: str) -> Failure:
+    detail = f"{failure.detail}\n\n{context}" if failure.detail else context
+    return dataclasses.replace(failure, detail=detail)
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class GeneratedRun:
+    """Generated cases against one live message (replaced by a fresh one when a valid case needs room)."""
+
+    operation: APIOperation = field(repr=False)
+    transport: Transport = field(repr=False)  # its repr holds the API key
+    api: AssistantsApi = field(repr=False)
+    base_url: str
+    profile: Profile = field(repr=False)
+    message: dict[str, Any]
+    seed: int
+    seed_given: bool
+    max_examples: int
+    stored_keys: set[str] = field(init=False)
+    """Keys the current message holds, so a valid case can be sent where it fits."""
+    counts: Counter[str] = field(init=False, default_factory=Counter)
+    """Cases sent per mode (shrinking replays included)."""
+    headers: dict[str, str] = field(init=False)
+    """The run's default headers with every secret value masked: what generated cases carry."""
+    _real_headers: dict[str, str] = field(init=False, repr=False)
+    _secret: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.stored_keys = set(self.message.get("metadata") or {})
+        real = self.transport.default_headers()
+        secret_names = self.transport.redactor.secret_headers
+        self._real_headers = {name.lower(): value for name, value in real.items()}
+        self._secret = frozenset(name.lower() for name in real if name.lower() in secret_names)
+        self.headers = {
+            name: (MASKED_BEARER if name.lower() == "authorization" else REDACTED)
+            if name.lower() in self._secret
+            else value
+            for name, value in real.items()
+        }
+
+    @property
+    def rejection_statuses(self) -> frozenset[int]:
+        return REJECTION_STATUSES.get(self.profile.base, REJECTION_STATUSES["spec"])
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"thread_id": self.message["thread_id"], "message_id": self.message["id"]}
+
+    # -- generation ------------------------------------------------------------------------------------
+
+    def strategy(self, mode: GenerationMode) -> st.SearchStrategy[Case]:
+        """Cases whose path and headers are fixed, so every defect of a negative case is in the body."""
+        return self.operation.as_strategy(generation_mode=mode, headers=dict(self.headers), path_parameters=self.ids)
+
+    def fuzz(self, mode: GenerationMode, judges: Sequence[Judge], *, label: str) -> None:
+        """``max_examples`` cases of ``mode``, each judged by ``judges``; reproducible from the seed."""
+
+        @hypothesis.seed(derive_seed(self.seed, label))
+        @hypothesis_settings(self.max_examples)
+        @hypothesis.given(case=self.strategy(mode))
+        def generated_case(case: Case) -> None:
+            self.exercise(case, judges)
+
+        generated_case()
+
+    def within_the_limits(self, metadata: st.SearchStrategy[dict[str, str]], *, label: str) -> None:
+        """Bodies up to every metadata limit (64-code-point keys, 512-code-point values, 16 pairs, wide and
+        astral characters), judged as positive cases: Schemathesis rarely reaches the limits by itself."""
+        self._metadata_cases(
+            metadata.map(lambda values: ("within every limit", values)), POSITIVE, (ACCEPTED,), label=label
+        )
+
+    def one_past_a_limit(self, metadata: st.SearchStrategy[tuple[str, dict[str, object]]], *, label: str) -> None:
+        """Bodies whose only defect is one step past a metadata limit, judged as negative cases: Schemathesis
+        never generates a body whose only defect is 17 keys."""
+        self._metadata_cases(
+            metadata.map(lambda limit: (f"one past the {limit[0]} limit", limit[1])), NEGATIVE, (REJECTED,), label=label
+        )
+
+    def _metadata_cases(
+        self,
+        metadata: st.SearchStrategy[tuple[str, Mapping[str, object]]],
+        mode: GenerationMode,
+        judges: Sequence[Judge],
+        *,
+        label: str,
+    ) -> None:
+        @hypothesis.seed(derive_seed(self.seed, label))
+        @hypothesis_settings(self.max_examples)
+        @hypothesis.given(described=metadata)
+        def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
+            what, values = described
+            case = self.operation.Case(
+                body={"metadata": dict(values)},
+                media_type="application/json",
+                path_parameters=self.ids,
+                headers=dict(self.headers),
+            )
+            self.exercise(case, judges, mode=mode, note=f"metadata {what} (modmsg.strategies)")
+
+        metadata_case()
+
+    # -- one case --------------------------------------------------------------------------------------
+
+    def pin(self, case: Case) -> None:
+        """Point the case at the live message and give it the run's (masked) credentials.
+
+        Coverage cases are built at collection time, before any fixture, so this happens in the test body.
+        """
+        case.path_parameters = self.ids
+        kept = {k: v for k, v in (case.headers or {}).items() if k.lower() not in self._real_headers}
+        case.headers = {**kept, **self.headers}
+
+    def exercise(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> None:
+        self.pin(case)
+        mode = mode or effective_mode(case)
+        if mode.is_positive:
+            self._make_room(case)
+        snapshot = mode.is_negative and any(judge.needs_state for judge in judges)
+        before = self.api.fetch_message(**self.ids) if snapshot else None
+        response = self.send(case)
+        after = self.api.fetch_message(**self.ids) if snapshot else None
+        self._note_stored(response, after)
+        self.counts[mode.value] += 1
+        sent = Sent(case=case, mode=mode, response=response, before=before, after=after, note=note)
+        for judge in judges:
+            try:
+                judge.check(sent, self)
+            except Failure as failure:
+                raise with_context(failure, self.context(sent)) from None
+
+    def builtin(self, sent: Sent, req: str) -> None:
+        """Run the built-in checks mapped to ``req`` and translate their FailureGroup."""
+        try:
+            sent.case.validate_response(sent.response, checks=list(checks_for(req)))
+        except FailureGroup as group:
+            failure = translate(group, req=req, response=sent.response)
+            raise dataclasses.replace(failure, detail=self.transport.redactor.text(failure.detail)) from None
+
+    def context(self, sent: Sent) -> str:
+        """What was generated, the curl reproducer (credentials masked twice over) and how to replay the run."""
+        try:
+            curl = sent.case.as_curl_command(base_url=self.base_url)
+        except Exception as exc:  # a body curl cannot express must not hide the finding
+            curl = f"(no curl: {type(exc).__name__}; the evidence shows the request)"
+        origin = "--seed" if self.seed_given else "random seed"
+        return "\n".join(
+            (
+                f"Generated: {describe(sent.case, sent.mode, sent.note)}",
+                f"Reproduce: {self.transport.redactor.text(curl)}",
+                f"Replay the run: {origin} {self.seed} (pytest suites/test_generated.py --seed {self.seed})",
+            )
+        )
+
+    def _make_room(self, case: Case) -> None:
+        """A valid case must not fail because earlier cases filled the message (openai: the merged result
+        is limited to 16 keys), so it goes to a fresh message of the same thread when it would not fit."""
+        if len(self.stored_keys | set(sent_pairs(case))) > MAX_KEYS:
+            self.message = self.api.create_message(self.message["thread_id"])
+            self.stored_keys = set(self.message.get("metadata") or {})
+            case.path_parameters = self.ids
+
+    def _note_stored(self, response: requests.Response, after: Mapping[str, Any] | None) -> None:
+        stored: Any = after.get("metadata") if after is not None else None
+        if stored is None and response.status_code == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            stored = body.get("metadata") if isinstance(body, dict) else None
+        if isinstance(stored, dict):
+            self.stored_keys = set(stored)
+
+    # -- the wire --------------------------------------------------------------------------------------
+
+    def send(self, case: Case) -> requests.Response:
+        """Send through the suite's session with the real credentials; every attempt becomes evidence."""
+        kwargs = case.as_transport_kwargs(base_url=self.base_url)
+        kwargs["headers"] = {
+            name: self._real_headers[name.lower()] if name.lower() in self._secret else value
+            for name, value in (kwargs.get("headers") or {}).items()
+        }
+        transport = self.transport
+        prepared = transport.session.prepare_request(requests.Request(**kwargs))
+        attempt, waited = 0, 0.0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = transport.session.send(prepared, timeout=transport.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                reason = "no response within the timeout" if isinstance(exc, requests.Timeout) else type(exc).__name__
+                transport.record(prepared, None, time.perf_counter() - started, error=reason)
+                raise TransportError(
+                    f"{prepared.method} {transport.redactor.text(prepared.url or '')}: {reason}"
+                ) from None
+            transport.record(prepared, response, time.perf_counter() - started)
+            if response.status_code != 429 or attempt >= transport.max_429_retries:
+                return response
+            delay = retry_delay(response, attempt)
+            if waited + delay > transport.max_429_wait:
+                return response
+            time.sleep(delay)
+            waited += delay
+            attempt += 1
