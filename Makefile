@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REPORT_DIR ?= reports
 
-.PHONY: conformance test serve report docs lint mutation bench clean setup
+.PHONY: conformance test serve report docs lint mutation bench clean setup gateway-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/modmsg serve --host 127.0.0.1 --port 8080 $(ARGS)
+
+## gateway-demo: the suites through the Portkey gateway (pinned in recipes/portkey/, needs node+npm) on loopback
+gateway-demo: $(STAMP)
+	$(BIN)/python scripts/gateway_demo.py --report-dir $(REPORT_DIR)/gateway $(ARGS)
 
 docs: $(STAMP)
 	$(BIN)/python -m modmsg.docs

@@ -332,13 +332,22 @@ def make_claim(
     must = [r for r in applicable if r.level == Level.MUST.value]
     should = [r for r in applicable if r.level == Level.SHOULD.value]
     suffix = f" with {waivers} waiver{'s' if waivers != 1 else ''}" if waivers else ""
-    failing = [r for r in applicable if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
-    if any(not met(r) for r in must if r not in unjudged):
+    failing = [r for r in applicable if r.outcome is Outcome.FAIL]
+    errored = [r for r in applicable if r.outcome is Outcome.ERROR]
+    errors_note = f", {len(errored)} could not be judged (ERROR)" if errored else ""
+    if any(r.outcome is Outcome.FAIL for r in must):
         return Claim(
             None,
             not unjudged,
             waivers,
-            f"not conformant to the {profile_name} profile: {len(failing)} requirement(s) failing",
+            f"not conformant to the {profile_name} profile: {len(failing)} requirement(s) failing{errors_note}",
+        )
+    if errored and any(r.outcome is Outcome.ERROR for r in must):
+        return Claim(
+            None,
+            False,
+            waivers,
+            f"no claim: {len(errored)} requirement(s) could not be judged (ERROR: the suite or the network broke)",
         )
     if unjudged:
         return Claim(

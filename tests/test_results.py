@@ -80,6 +80,9 @@ def test_error_is_reported_as_error_not_fail():
     result = run([*all_passing(), record(Outcome.ERROR, "MM-ERR-01")])
     assert outcome(result, "MM-ERR-01") is Outcome.ERROR
     assert result.failed and result.claim.level is None
+    assert result.claim.text.startswith("no claim: 1 requirement(s) could not be judged")
+    both = run([*all_passing(), record(Outcome.ERROR, "MM-ERR-01"), record(Outcome.FAIL, "MM-ERR-02")])
+    assert both.claim.text.endswith("1 requirement(s) failing, 1 could not be judged (ERROR)")
 
 
 def test_skip_is_never_pass_and_a_deselected_requirement_makes_a_partial_run():

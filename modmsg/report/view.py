@@ -43,7 +43,11 @@ def verdict(run: RunResult) -> Verdict:
     """The claim as a label, following modmsg.results.make_claim: MUST failures first, then completeness."""
     if run.claim.level:
         return Verdict("conformant", f"CONFORMANT ({run.claim.level})", "✔")
-    if not must_failing(run) and not run.claim.complete:
+    if any(r.level == "MUST" and r.outcome.value == "FAIL" for r in run.requirements):
+        return Verdict("not-conformant", "NOT CONFORMANT", "✘")
+    if must_failing(run):  # only ERRORs: nothing is known about the target, so no verdict either way
+        return Verdict("partial", "NO CLAIM: NOT JUDGED (ERROR)", "◐")
+    if not run.claim.complete:
         return Verdict("partial", "PARTIAL RUN: NO CLAIM", "◐")
     return Verdict("not-conformant", "NOT CONFORMANT", "✘")
 
