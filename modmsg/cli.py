@@ -23,6 +23,8 @@ EXAMPLES = {
     "requirements": "examples:\n  modmsg requirements\n  modmsg requirements --level MUST --profile spec",
     "report": "examples:\n  modmsg report reports/results.json --out published/",
     "variants": "examples:\n  modmsg variants",
+    "sweep": "examples:\n  MODMSG_API_KEY=sk-... modmsg sweep --base-url https://staging.example/v1\n"
+    "  modmsg sweep --base-url https://staging.example/v1 --ledger ci-reports/.modmsg-threads.jsonl --dry-run",
 }
 
 
@@ -99,6 +101,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("results", type=Path)
     report.add_argument("--out", type=Path, default=None, help="output directory (default: next to the results file)")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="delete the threads that crashed runs left on a target (only threads carrying their run's tag)",
+        description="Reads the thread ledger that runs against a --base-url keep (REPORT_DIR/.modmsg-threads.jsonl), "
+        "and deletes every thread still listed there for this target whose metadata still carries the modmsg_run "
+        "tag of the run that created it. Threads without that tag are never deleted. Exit codes: 0 every listed "
+        "thread settled, 1 some could not be checked or deleted (they stay listed: sweep again), 2 usage.",
+        epilog=EXAMPLES["sweep"],
+        formatter_class=formatter,
+    )
+    by_name = {option.name: option for option in OPTIONS}
+    sweep_help = {
+        "base_url": "Target API root the crashed runs used, e.g. https://staging.example/v1 (required).",
+        "report_dir": "Report directory of those runs; the ledger is DIR/.modmsg-threads.jsonl.",
+    }
+    for name in ("base_url", "api_key", "api_key_env", "headers", "secret_headers", "profile", "timeout", "report_dir"):
+        option = by_name[name]
+        sweep.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.metavar,
+            default=None,
+            action="append" if option.repeatable else "store",
+            help=f"{sweep_help.get(name, option.help)} [env {option.env}]",
+        )
+    sweep.add_argument(
+        "--ledger", type=Path, default=None, help="ledger file (default: REPORT_DIR/.modmsg-threads.jsonl)"
+    )
+    sweep.add_argument("--run", default=None, metavar="RUN_ID", help="only the threads of this run (modmsg-...)")
+    sweep.add_argument("--dry-run", action="store_true", help="check and list, delete nothing")
     return parser
 
 
@@ -136,21 +169,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from modmsg.reference import DEFAULT_BEHAVIOUR, serve_forever
 
-    behaviour = DEFAULT_BEHAVIOUR
+    behaviour, middleware = DEFAULT_BEHAVIOUR, ()
     if args.variant:
         from modmsg.variants import get_variant
 
         try:
-            behaviour = get_variant(args.variant).behaviour
+            variant = get_variant(args.variant)
         except KeyError as exc:
             raise CliError(str(exc.args[0])) from None
+        behaviour, middleware = variant.behaviour, variant.middleware
     if args.rate_limit is not None:
         import dataclasses
 
         behaviour = dataclasses.replace(behaviour, rate_limit=args.rate_limit)
     api_key = args.api_key or os.environ.get("MODMSG_API_KEY") or "sk-modmsg-reference"
     try:
-        serve_forever(host=args.host, port=args.port, api_key=api_key, behaviour=behaviour)
+        serve_forever(host=args.host, port=args.port, api_key=api_key, behaviour=behaviour, middleware=middleware)
     except RuntimeError as exc:
         raise CliError(str(exc).splitlines()[0]) from None
     return EXIT_OK
@@ -195,12 +229,60 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from modmsg.config import ConfigError, load_config_file, resolve
+    from modmsg.profiles import ProfileError, load_profile
+    from modmsg.sweep import Ledger, ledger_path, sweep
+    from modmsg.transport import Transport
+
+    if args.api_key:
+        print("modmsg: warning: --api-key shows in the process list; prefer MODMSG_API_KEY", file=sys.stderr)
+    cli = {name: getattr(args, name) for name in vars(args) if name not in ("command", "ledger", "run", "dry_run")}
+    try:
+        settings = resolve(cli, file=load_config_file(Path.cwd()))
+        beta = load_profile(settings.profile).settings.beta_header
+    except (ConfigError, ProfileError) as exc:
+        raise CliError(str(exc)) from None
+    if settings.base_url is None or settings.api_key is None:
+        raise CliError("sweep needs the target: --base-url URL (or MODMSG_BASE_URL) and its API key")
+    ledger = Ledger(args.ledger or ledger_path(settings.report_dir))
+    if not ledger.path.is_file():
+        print(f"nothing to sweep: no ledger at {ledger.path}")
+        return EXIT_OK
+    transport = Transport(
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        headers=settings.headers,
+        secret_headers=settings.secret_headers,
+        timeout=settings.timeout,
+        beta=beta,
+    )
+    # Ledger targets are recorded redacted, exactly as the run's reports show them.
+    target = transport.redactor.text(settings.base_url)
+    result = sweep(transport, ledger, target, run=args.run, dry_run=args.dry_run)
+    for swept in result.results:
+        detail = f": {transport.redactor.text(swept.detail)}" if swept.detail else ""
+        print(f"{swept.action:<12} {swept.entry.thread} (run {swept.entry.run}){detail}")
+    parts = [
+        f"would delete {result.count('would delete')}" if args.dry_run else f"deleted {result.count('deleted')}",
+        f"{result.count('gone')} already gone",
+        f"{result.count('untagged')} without their run's tag left alone",
+    ]
+    if result.count("kept"):
+        parts.append(f"{result.count('kept')} not settled (still in {ledger.path}; sweep again later)")
+    if result.other_targets:
+        parts.append(f"{result.other_targets} ledger entries of other targets untouched")
+    print(f"sweep of {target}: " + "; ".join(parts))
+    return EXIT_OK if result.complete else EXIT_FAIL
+
+
 COMMANDS = {
     "run": cmd_run,
     "serve": cmd_serve,
     "requirements": cmd_requirements,
     "variants": cmd_variants,
     "report": cmd_report,
+    "sweep": cmd_sweep,
 }
 
 

@@ -111,6 +111,24 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option(
+        "rate_limit",
+        "--rate-limit",
+        "MODMSG_RATE_LIMIT",
+        None,
+        "Send at most N requests per second (e.g. 5 or 5/s), to spare a shared target's budget; its 429s are "
+        "retried after Retry-After either way.",
+        metavar="N",
+    ),
+    Option(
+        "max_transport_failures",
+        "--max-transport-failures",
+        "MODMSG_MAX_TRANSPORT_FAILURES",
+        5,
+        "Stop the run (exit 2) after N tests in a row got no HTTP answer (refused, DNS, timeout, reset, gateway "
+        "page); 0 never stops early.",
+        metavar="N",
+    ),
+    Option(
         "max_examples",
         "--max-examples",
         "MODMSG_MAX_EXAMPLES",
@@ -155,6 +173,8 @@ class Settings:
     overlay: str | None = None
     requirements: tuple[str, ...] = ()
     timeout: float = 30.0
+    rate_limit: float | None = None
+    max_transport_failures: int = 5
     max_examples: int = 100
     seed: int | None = None
     report_dir: Path = field(default_factory=lambda: Path("reports"))
@@ -201,6 +221,29 @@ def _positive(kind: Callable[[Any], Any], option: str) -> Callable[[Any], Any]:
         return number
 
     return convert
+
+
+def parse_rate_limit(value: Any) -> float:
+    """``5``, ``5/s`` or ``2.5/s`` requests per second; one sentence on anything else."""
+    text = str(value).strip().lower().replace(" ", "")
+    text = text.removesuffix("/s")
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0 or rate == float("inf"):
+        raise ConfigError(f"--rate-limit must be a positive number of requests per second (e.g. 5/s), not {value!r}")
+    return rate
+
+
+def _non_negative_int(value: Any, option: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{option} must be a whole number, 0 or more, not {value!r}")
+    return number
 
 
 def _seed(value: Any) -> int:
@@ -300,6 +343,8 @@ def resolve(
         overlay=values["overlay"],
         requirements=tuple(r.upper() for r in values["requirements"]),
         timeout=float(_positive(float, "--request-timeout")(values["timeout"])),
+        rate_limit=None if values["rate_limit"] is None else parse_rate_limit(values["rate_limit"]),
+        max_transport_failures=_non_negative_int(values["max_transport_failures"], "--max-transport-failures"),
         max_examples=int(_positive(int, "--max-examples")(values["max_examples"])),
         seed=None if values["seed"] is None else _seed(values["seed"]),
         report_dir=Path(values["report_dir"]),

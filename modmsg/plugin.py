@@ -2,16 +2,24 @@
 
 It is passive until a test carries ``@pytest.mark.req``: only then is a target opened (the reference server,
 or a probed URL) and, at the end of the session, reports written.
+
+Reliability: a test that got no HTTP answer is an ERROR naming the cause; after ``--max-transport-failures``
+such tests in a row the run stops with exit 2 and one sentence. Every thread the run creates is tagged with the
+run id, written to the ledger (real targets) the moment it exists, and deleted at the end, also after a failure,
+Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while the run holds threads).
 """
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import dataclasses
 import json
 import secrets
+import signal
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +35,91 @@ from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
+from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe
 from modmsg.transport import Redactor, Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
 EVIDENCE_ON_FAILURE = 8
 EVIDENCE_ON_PASS = 2
-RUN_TAG = "modmsg_run"
+CLEANUP_GIVE_UP = 3
+"""Consecutive transport failures after which cleanup stops trying; the ledger keeps the rest for a sweep."""
+
+
+class Interrupts:
+    """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
+    thread is being created so that its id always reaches the cleanup list and the ledger.
+
+    A second signal while one is deferred interrupts at once. Installed only while the run holds threads, and
+    only from the main thread; the previous handlers come back afterwards.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._critical = 0
+        self._pending: str | None = None
+        self._lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+        self.received: str | None = None
+        """The first signal's name. Python drops an exception raised where it cannot propagate (a gc callback,
+        a ``__del__``), so the plugin also stops the session at the next test boundary when this is set."""
+
+    def handler(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        with self._lock:
+            self.received = self.received or name
+            defer = self._critical > 0 and self._pending is None
+            if defer:
+                self._pending = name
+        if not defer:
+            raise KeyboardInterrupt(f"modmsg: stopped by {name}")
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        with self._lock:
+            self._critical += 1
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._leave()  # a second signal is already interrupting: nothing more to raise
+            raise
+        except BaseException as exc:
+            self._interrupt_if(self._leave(), exc)
+            raise
+        self._interrupt_if(self._leave(), None)
+
+    def _interrupt_if(self, pending: str | None, cause: BaseException | None) -> None:
+        if not pending:
+            return
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
+        _thread.interrupt_main(signal.SIGINT)
+
+    def _leave(self) -> str | None:
+        """Leave a critical block; the deferred signal's name once the last block is left."""
+        with self._lock:
+            self._critical -= 1
+            pending = self._pending if self._critical == 0 else None
+            if pending:
+                self._pending = None
+            return pending
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        for sig in self.SIGNALS:
+            current = signal.getsignal(sig)
+            if current in (signal.default_int_handler, signal.SIG_DFL):  # never override someone's own handler
+                self._previous[sig] = signal.signal(sig, self.handler)
+        try:
+            yield
+        finally:
+            for sig, previous in self._previous.items():
+                signal.signal(sig, previous)
+            self._previous.clear()
 
 
 @dataclass
@@ -50,6 +136,20 @@ class RunState:
     redactor: Redactor | None = None
     result: RunResult | None = None
     written: tuple[Any, ...] = ()
+    run_id: str = field(default_factory=lambda: f"modmsg-{secrets.token_hex(6)}")
+    interrupts: Interrupts = field(default_factory=Interrupts)
+    transport_streak: int = 0
+    """Tests in a row (in this process) that got no HTTP answer; any answered test resets it."""
+    stopped_early: str | None = None
+    leftovers: tuple[str, ...] = ()
+    """Threads this process could not delete at the end (they stay in the ledger for ``modmsg sweep``)."""
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """Only runs against a real target keep a ledger: the bundled server's threads die with the process."""
+        if not self.settings.base_url:
+            return None
+        return Ledger(ledger_path(self.settings.report_dir))
 
     def redact(self, text: str) -> str:
         secrets_ = tuple(s for s in self.settings.secrets() if s)
@@ -89,9 +189,20 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
         pytest.exit(f"modmsg: {exc}", returncode=2)
     state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay, baseline=baseline)
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input and worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
+        state.run_id = worker_input["modmsg_run_id"]
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run id to every worker, so all threads of one run carry the same tag."""
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        node.workerinput["modmsg_run_id"] = state.run_id
 
 
 def _load_baseline(path: str) -> RunResult:
@@ -175,6 +286,7 @@ def transport(target: Target, modmsg_state: RunState) -> Transport:
         secret_headers=settings.secret_headers,
         timeout=settings.timeout,
         beta=modmsg_state.profile.settings.beta_header,
+        rate_limit=settings.rate_limit,
     )
     modmsg_state.redactor = made.redactor
     return made
@@ -186,37 +298,75 @@ def api(transport: Transport) -> AssistantsApi:
 
 
 @pytest.fixture(scope="session")
-def run_id() -> str:
-    return f"modmsg-{secrets.token_hex(6)}"
+def run_id(modmsg_state: RunState) -> str:
+    return modmsg_state.run_id
 
 
 @dataclass
 class ThreadFactory:
-    """Creates threads tagged with the run id and deletes every one of them at the end of the session."""
+    """Creates threads tagged with the run id and deletes every one of them at the end of the session.
+
+    With a ledger (real targets), each id is recorded as soon as the target returns it and each deletion as it
+    happens, so whatever a killed run leaves behind can be found by ``modmsg sweep``.
+    """
 
     api: AssistantsApi
     run_id: str
     created: list[str] = field(default_factory=list)
+    ledger: Ledger | None = None
+    target: str = ""
+    interrupts: Interrupts = field(default_factory=Interrupts)
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
-        thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
-        self.created.append(thread["id"])
+        with self.interrupts.deferred():
+            thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+            self.created.append(thread["id"])
+            if self.ledger is not None and isinstance(thread.get("id"), str):
+                self.ledger.created(self.run_id, thread["id"], self.target)
         return thread
 
-    def cleanup(self) -> None:
-        for thread_id in reversed(self.created):
-            with contextlib.suppress(TransportError):
-                self.api.delete_thread(thread_id)
+    def cleanup(self) -> tuple[str, ...]:
+        """Delete every thread of the run, newest first; return the ids that could not be deleted.
+
+        After ``CLEANUP_GIVE_UP`` transport failures in a row it stops asking (the target is gone), so a dead
+        target cannot stretch the end of a run; the ledger keeps what is left.
+        """
+        todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
         self.created.clear()
+        left: list[str] = []
+        failures = 0
+        for thread_id in todo:
+            if failures >= CLEANUP_GIVE_UP:
+                left.append(thread_id)
+                continue
+            try:
+                status = self.api.delete_thread(thread_id).status_code
+            except TransportError:
+                failures += 1
+                left.append(thread_id)
+                continue
+            failures = 0
+            if status not in (200, 404):
+                left.append(thread_id)
+            elif self.ledger is not None:
+                self.ledger.deleted(self.run_id, thread_id, self.target)
+        return tuple(left)
 
 
 @pytest.fixture(scope="session")
-def threads(api: AssistantsApi, run_id: str) -> Iterator[ThreadFactory]:
-    factory = ThreadFactory(api=api, run_id=run_id)
-    try:
-        yield factory
-    finally:
-        factory.cleanup()
+def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator[ThreadFactory]:
+    factory = ThreadFactory(
+        api=api,
+        run_id=run_id,
+        ledger=modmsg_state.ledger,
+        target=modmsg_state.redact(modmsg_state.settings.base_url or ""),
+        interrupts=modmsg_state.interrupts,
+    )
+    with factory.interrupts.installed():
+        try:
+            yield factory
+        finally:
+            modmsg_state.leftovers += factory.cleanup()
 
 
 @pytest.fixture
@@ -261,8 +411,32 @@ def _classify(exc: BaseException, redact: Any) -> tuple[Outcome, str | None, dic
         text = redact(str(leaves[0]))[:4000]
         title = getattr(leaves[0], "title", None) or "Assertion failed"
         return Outcome.FAIL, None, {"title": str(title), "expected": "", "received": "", "detail": text}, ""
-    first = leaves[0]
+    first = next((e for e in leaves if isinstance(e, TransportError)), leaves[0])
     return Outcome.ERROR, None, None, redact(f"{type(first).__name__}: {first}")[:2000]
+
+
+def _no_answer(exc: BaseException) -> TransportError | None:
+    """The transport failure behind an ERROR, if that is what it was."""
+    return next((e for e in _leaves(exc) if isinstance(e, TransportError)), None)
+
+
+def _count_transport(item: pytest.Item, state: RunState, outcome: Outcome, call: pytest.CallInfo[None]) -> None:
+    """Track tests in a row without an HTTP answer; at ``--max-transport-failures`` stop the session."""
+    if outcome is Outcome.SKIP:
+        return  # says nothing about the target
+    failure = _no_answer(call.excinfo.value) if outcome is Outcome.ERROR and call.excinfo is not None else None
+    if failure is None:
+        state.transport_streak = 0
+        return
+    state.transport_streak += 1
+    limit = state.settings.max_transport_failures
+    if limit and state.transport_streak >= limit and not item.session.shouldstop:
+        cause = state.redact(str(failure).rsplit(": ", 1)[-1])
+        state.stopped_early = (
+            f"modmsg: stopped early: {state.transport_streak} tests in a row got no HTTP answer from the target "
+            f"(last: {cause}), so the target or the network is down and the remaining tests were not run"
+        )
+        item.session.shouldstop = state.stopped_early
 
 
 @pytest.hookimpl(wrapper=True)
@@ -270,6 +444,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     ids = _req_ids(item)
     state = item.config.stash[STATE]
+    received = state.interrupts.received
+    if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
+        item.session.shouldstop = f"modmsg: stopped by {received}"
     if report.longrepr is not None and state.settings.secrets():
         report.longrepr = state.redact(str(report.longrepr))
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
@@ -292,6 +469,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             failure = None
     else:
         outcome, reason = Outcome.ERROR, "unknown failure"
+    _count_transport(item, state, outcome, call)
     keep = EVIDENCE_ON_PASS if outcome is Outcome.PASS else EVIDENCE_ON_FAILURE
     sample = exchanges[:keep] if outcome is Outcome.PASS else exchanges[-keep:]
     record = TestRecord(
@@ -322,6 +500,9 @@ class Collector:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
+        ledger = state.ledger
+        if ledger is not None:  # every worker has cleaned up by now: drop the settled lines
+            ledger.compact()
         if not state.records:
             return
         run = build_result(state)
@@ -335,6 +516,7 @@ class Collector:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.state.result
         if run is None:
+            self._reliability_lines(terminalreporter)
             return
         from modmsg.report.console import summary_lines
 
@@ -343,6 +525,21 @@ class Collector:
             terminalreporter.write_line(line)
         for path in getattr(self.state, "written", ()):
             terminalreporter.write_line(f"report: {path}")
+        self._reliability_lines(terminalreporter)
+
+    def _reliability_lines(self, terminalreporter: Any) -> None:
+        state = self.state
+        if state.stopped_early:
+            terminalreporter.write_line(state.stopped_early, red=True, bold=True)
+        ledger = state.ledger
+        if state.leftovers and ledger is not None:  # the bundled server's threads go with it
+            terminalreporter.write_line(
+                f"modmsg: {len(state.leftovers)} thread(s) of run {state.run_id} could not be deleted; they are "
+                f"listed in {ledger.path}: "
+                f"run `modmsg sweep --base-url {state.redact(state.settings.base_url or '')}` once the target "
+                "answers again",
+                yellow=True,
+            )
 
 
 def build_result(state: RunState) -> RunResult:

@@ -8,7 +8,7 @@ import shlex
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,8 +20,90 @@ REDACTED = "[REDACTED]"
 _UNSET: Any = object()
 
 
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
 class TransportError(Exception):
     """The request never got an HTTP answer (refused, DNS, timeout, reset): an ERROR, never a FAIL."""
+
+
+class RateLimitedError(TransportError):
+    """The target kept answering 429 past the retry budget: it could not be asked, so nothing is judged."""
+
+
+class GatewayError(requests.RequestException):
+    """A 502/503/504 whose body is not JSON: a proxy or load balancer answered, not the API under test.
+
+    Raised by :class:`WireSession` (so every sender of the session, generated cases included, sees it as a
+    ``requests`` failure); the response is kept as evidence.
+    """
+
+
+class Throttle:
+    """At most ``rate`` request starts per second across all threads (``--rate-limit``); no burst.
+
+    ``clock`` and ``sleep`` are injectable so the schedule can be tested without waiting.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("a throttle needs a positive number of requests per second")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Block until this caller may start a request; return how long it waited."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
+class WireSession(requests.Session):
+    """The suite's ``requests.Session``: client-side throttle, and gateway pages turned into failures."""
+
+    def __init__(self, throttle: Throttle | None = None) -> None:
+        super().__init__()
+        self.throttle = throttle
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.throttle is not None:
+            self.throttle.wait()
+        response = super().send(request, **kwargs)
+        if response.status_code in GATEWAY_STATUSES and not _is_json(response):
+            status = f"{response.status_code} {response.reason}" if response.reason else str(response.status_code)
+            kind = "an HTML page" if _looks_like_html(response) else "a non-JSON body"
+            raise GatewayError(
+                f"{status} with {kind}: a proxy or gateway answered, not the API under test",
+                response=response,
+                request=request,
+            )
+        return response
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    return "html" in content_type or response.text.lstrip()[:1] == "<"
 
 
 @dataclass(frozen=True)
@@ -108,23 +190,37 @@ class Recorder:
             return tuple(self.exchanges)
 
 
-def retry_delay(response: requests.Response, attempt: int) -> float:
-    """Seconds to wait before retrying a 429: retry-after-ms, then Retry-After (seconds or HTTP date)."""
+def retry_delay(response: requests.Response, attempt: int, now: Callable[[], float] = time.time) -> float:
+    """Seconds to wait before retrying a 429: retry-after-ms, then Retry-After (seconds or HTTP date).
+
+    Without a usable header: exponential back-off from 0.5 s, capped at 8 s. ``now`` (wall-clock seconds) is
+    injectable for testing the HTTP-date form.
+    """
     millis = response.headers.get("retry-after-ms")
     if millis:
         try:
-            return max(0.0, float(millis) / 1000)
+            return _finite(float(millis) / 1000)
         except ValueError:
             pass
     value = response.headers.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            return _finite(float(value))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            try:
+                parsed = email.utils.parsedate_to_datetime(value) if value.strip() else None
+            except (TypeError, ValueError):
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                return _finite(parsed.timestamp() - now())
     return min(8.0, 0.5 * 2**attempt)
+
+
+def _finite(seconds: float) -> float:
+    """Negative means 'now'; NaN and infinity are treated as 'longer than any budget'."""
+    if seconds != seconds or seconds == float("inf"):
+        return float("inf")
+    return max(0.0, seconds)
 
 
 @dataclass
@@ -138,9 +234,13 @@ class Transport:
     max_429_retries: int = 4
     max_429_wait: float = 60.0
     connect_retries: int = 2
-    session: requests.Session = field(default_factory=requests.Session)
+    rate_limit: float | None = None
+    """Client-side throttle (``--rate-limit``): at most this many requests per second, over every sender."""
+    session: requests.Session = field(default_factory=WireSession)
     recorder: Recorder = field(default_factory=Recorder)
     rate_limited: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    sleep: Callable[[float], None] = time.sleep
+    """How back-off waits (injectable, so tests of the retry schedule do not sleep)."""
 
     def __post_init__(self) -> None:
         secrets = [self.api_key or ""] + [v for k, v in self.headers if k.lower() in self.secret_headers]
@@ -149,6 +249,10 @@ class Transport:
             secret_values=tuple(s for s in secrets if s),
         )
         self._lock = threading.Lock()
+        if self.rate_limit is not None:
+            if not isinstance(self.session, WireSession):
+                raise ValueError("rate_limit needs the transport's own WireSession")
+            self.session.throttle = Throttle(self.rate_limit)
 
     @contextmanager
     def recording(self) -> Iterator[Recorder]:
@@ -192,25 +296,33 @@ class Transport:
         prepared = self.session.prepare_request(request)
         return self._send(prepared)
 
+    def send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        """Send an already prepared request with the transport's retries, back-off and evidence capture."""
+        return self._send(prepared)
+
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        """One request: connect retries only when it never left, 429 back-off within the budget, else raise.
+
+        Raises :class:`TransportError` when there is no HTTP answer from the API (refused, DNS, timeout, reset,
+        a gateway page) and :class:`RateLimitedError` when 429s outlast ``max_429_retries``/``max_429_wait``.
+        """
         waited, attempt, connect_attempt = 0.0, 0, 0
         while True:
             started = time.perf_counter()
             try:
                 response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
-                self.record(prepared, None, time.perf_counter() - started, error=_describe(exc))
+                cause = describe(exc)
+                self.record(prepared, exc.response, time.perf_counter() - started, error=cause)
                 if (
                     isinstance(exc, requests.ConnectionError)
                     and connect_attempt < self.connect_retries
                     and _never_sent(exc)
                 ):
                     connect_attempt += 1
-                    time.sleep(0.2 * connect_attempt)
+                    self.sleep(0.2 * connect_attempt)
                     continue
-                raise TransportError(
-                    f"{prepared.method} {self.redactor.text(prepared.url or '')}: {_describe(exc)}"
-                ) from None
+                raise TransportError(f"{prepared.method} {self.redactor.text(prepared.url or '')}: {cause}") from None
             self.record(prepared, response, time.perf_counter() - started)
             if response.status_code != 429:
                 return response
@@ -218,8 +330,13 @@ class Transport:
                 self.rate_limited.append((429, dict(response.headers), response.text[:BODY_CAP]))
             delay = retry_delay(response, attempt)
             if attempt >= self.max_429_retries or waited + delay > self.max_429_wait:
-                return response
-            time.sleep(delay)
+                raise RateLimitedError(
+                    f"{prepared.method} {self.redactor.text(prepared.url or '')}: still rate limited (429) after "
+                    f"{attempt} retr{'y' if attempt == 1 else 'ies'} and {waited:.1f} s of back-off"
+                    + (f"; the target asks for {delay:.0f} s more" if 0 < delay < float("inf") else "")
+                    + " (lower --rate-limit, or run when the target is less busy)"
+                )
+            self.sleep(delay)
             waited += delay
             attempt += 1
 
@@ -252,17 +369,42 @@ class Transport:
 def _never_sent(exc: requests.ConnectionError) -> bool:
     """True when the connection failed before the request could reach the server (safe to retry)."""
     text = repr(exc)
-    return "NewConnectionError" in text or "ConnectTimeout" in text or "Connection refused" in text
+    return any(
+        marker in text
+        for marker in ("NewConnectionError", "NameResolutionError", "ConnectTimeout", "Connection refused")
+    )
 
 
-def _describe(exc: requests.RequestException) -> str:
+_DNS_MARKERS = (
+    "Name or service not known",
+    "nodename nor servname",
+    "getaddrinfo",
+    "NameResolutionError",
+    "Failed to resolve",
+    "Temporary failure in name resolution",
+    "No address associated with hostname",
+)
+
+
+def describe(exc: requests.RequestException) -> str:
+    """The cause of a failed request in a few words (never the URL, so never a credential)."""
     text = str(exc)
+    if isinstance(exc, GatewayError):
+        return text
+    if isinstance(exc, requests.ConnectTimeout):
+        return "no connection within the timeout"
     if isinstance(exc, requests.Timeout):
         return "no response within the timeout"
     if "Connection refused" in text:
         return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+    if any(marker in text for marker in _DNS_MARKERS):
         return "host name could not be resolved"
     if "reset" in text.lower():
         return "connection reset"
+    if "without response" in text or "RemoteDisconnected" in text:
+        return "connection closed without a response"
+    if "IncompleteRead" in text:
+        return "connection closed mid-body (response truncated)"
+    if "Connection broken" in text or "Connection aborted" in text:
+        return "connection broken mid-response"
     return type(exc).__name__

@@ -1,0 +1,259 @@
+"""The thread ledger, and ``modmsg sweep``: delete what crashed runs left behind, and nothing else.
+
+The Assistants API has no "list threads" call, so a run cannot be cleaned up by looking around the target
+afterwards. Instead every run against a ``--base-url`` appends one line per thread it creates to a ledger,
+``<report dir>/.modmsg-threads.jsonl``, *as it creates it*, and one line per thread it deletes. A run that is
+killed (SIGKILL, a lost CI runner, a power cut) leaves its created-but-not-deleted lines behind;
+``modmsg sweep --base-url URL`` then deletes those threads, after ``getThread`` shows that each still carries the
+``modmsg_run`` metadata tag of the run that recorded it. A thread without that tag is never deleted.
+
+Lines are JSON objects ``{"event", "run", "thread", "target", "at"}`` with ``event`` one of ``created``,
+``deleted`` (the run or a sweep deleted it, or it was already gone) and ``released`` (it does not carry the run's
+tag, so it is not ours to delete). Writers hold an exclusive ``flock`` (where the platform has one), so parallel
+runs and xdist workers can share one ledger; once every thread in it is settled the file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from modmsg.api import json_or_none
+from modmsg.transport import Transport, TransportError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory lock, appends are still single writes
+    fcntl = None  # type: ignore[assignment]
+
+RUN_TAG = "modmsg_run"
+LEDGER_NAME = ".modmsg-threads.jsonl"
+THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+GIVE_UP_AFTER = 3
+"""Consecutive transport failures after which a sweep stops asking (the target is down; try again later)."""
+
+Event = Literal["created", "deleted", "released"]
+
+
+def ledger_path(report_dir: Path) -> Path:
+    return Path(report_dir) / LEDGER_NAME
+
+
+@dataclass(frozen=True)
+class Entry:
+    event: Event
+    run: str
+    thread: str
+    target: str
+    at: str = ""
+
+    def line(self) -> str:
+        return json.dumps(
+            {"event": self.event, "run": self.run, "thread": self.thread, "target": self.target, "at": self.at},
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def parse(cls, line: str) -> Entry | None:
+        """None for anything that is not a complete entry (e.g. the half-written last line of a killed run)."""
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("event") not in ("created", "deleted", "released"):
+            return None
+        fields = [data.get(name) for name in ("run", "thread", "target")]
+        if not all(isinstance(value, str) and value for value in fields):
+            return None
+        return cls(data["event"], fields[0], fields[1], fields[2], str(data.get("at", "")))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[IO[str]]:
+    """The ledger opened for read and append under an exclusive lock; survives a concurrent removal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:  # removed (settled) by another writer while we waited: start over
+                    continue
+            yield handle
+            return
+        finally:
+            handle.close()
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Append-only record of the threads runs created on real targets (``reports/.modmsg-threads.jsonl``)."""
+
+    path: Path
+
+    def append(self, entries: Iterable[Entry]) -> None:
+        lines = "".join(entry.line() + "\n" for entry in entries)
+        if not lines:
+            return
+        with _locked(self.path) as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() > 0:
+                handle.seek(handle.tell() - 1)
+                if handle.read(1) != "\n":  # a killed writer left half a line: never glue onto it
+                    lines = "\n" + lines
+            handle.write(lines)
+            handle.flush()
+
+    def created(self, run: str, thread: str, target: str) -> None:
+        self.append([Entry("created", run, thread, target, _now())])
+
+    def deleted(self, run: str, thread: str, target: str) -> None:
+        self.append([Entry("deleted", run, thread, target, _now())])
+
+    def entries(self) -> list[Entry]:
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return [entry for line in text.splitlines() if (entry := Entry.parse(line)) is not None]
+
+    def pending(self, target: str | None = None, run: str | None = None) -> list[Entry]:
+        """``created`` entries not yet settled, oldest first; optionally only for one target or run."""
+        return [
+            entry
+            for entry in _pending(self.entries())
+            if (target is None or entry.target == target) and (run is None or entry.run == run)
+        ]
+
+    def compact(self) -> int:
+        """Rewrite the ledger to its pending entries (remove it when none are left); return how many remain."""
+        if not self.path.exists():
+            return 0
+        with _locked(self.path) as handle:
+            handle.seek(0)
+            entries = [entry for line in handle.read().splitlines() if (entry := Entry.parse(line)) is not None]
+            keep = _pending(entries)
+            if keep:
+                handle.seek(0)
+                handle.truncate()
+                handle.write("".join(entry.line() + "\n" for entry in keep))
+                handle.flush()
+            else:
+                self.path.unlink(missing_ok=True)
+            return len(keep)
+
+
+def _pending(entries: Sequence[Entry]) -> list[Entry]:
+    settled = {(e.target, e.run, e.thread) for e in entries if e.event != "created"}
+    seen: set[tuple[str, str, str]] = set()
+    pending = []
+    for entry in entries:
+        key = (entry.target, entry.run, entry.thread)
+        if entry.event == "created" and key not in settled and key not in seen:
+            seen.add(key)
+            pending.append(entry)
+    return pending
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one pending ledger entry turned out to be."""
+
+    entry: Entry
+    action: Literal["deleted", "gone", "untagged", "kept", "would delete"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    results: tuple[Swept, ...]
+    other_targets: int
+    dry_run: bool
+
+    def count(self, action: str) -> int:
+        return sum(r.action == action for r in self.results)
+
+    @property
+    def complete(self) -> bool:
+        """Every entry settled (a dry run is complete when nothing stood in its way)."""
+        return not any(r.action == "kept" for r in self.results)
+
+
+def _tag(body: Any) -> str | None:
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    value = metadata.get(RUN_TAG) if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _settle(transport: Transport, entry: Entry, dry_run: bool) -> Swept:
+    if not THREAD_ID.fullmatch(entry.thread):
+        return Swept(entry, "kept", "not a thread id; left in the ledger for a human to look at")
+    response = transport.request("GET", f"threads/{entry.thread}")
+    if response.status_code == 404:
+        return Swept(entry, "gone", "already deleted")
+    if response.status_code != 200:
+        return Swept(entry, "kept", f"getThread answered {response.status_code}")
+    tag = _tag(json_or_none(response))
+    if tag != entry.run:
+        found = "no modmsg_run tag" if tag is None else f"the tag of another run ({tag})"
+        return Swept(entry, "untagged", f"carries {found}; not ours to delete, left alone")
+    if dry_run:
+        return Swept(entry, "would delete", "carries its run's tag (dry run: not deleted)")
+    deleted = transport.request("DELETE", f"threads/{entry.thread}")
+    if deleted.status_code in (200, 404):
+        return Swept(entry, "deleted")
+    return Swept(entry, "kept", f"deleteThread answered {deleted.status_code}")
+
+
+def sweep(
+    transport: Transport,
+    ledger: Ledger,
+    target: str,
+    *,
+    run: str | None = None,
+    dry_run: bool = False,
+) -> SweepResult:
+    """Delete the threads the ledger lists as pending for ``target`` that still carry their run's tag.
+
+    Entries of other targets are left untouched. Threads that are gone or not tagged are settled in the ledger;
+    those that could not be checked (transport failure, unexpected status) stay pending for the next sweep.
+    """
+    pending = ledger.pending(run=run)
+    mine = [entry for entry in pending if entry.target == target]
+    results: list[Swept] = []
+    failures = 0
+    for entry in mine:
+        if failures >= GIVE_UP_AFTER:
+            results.append(Swept(entry, "kept", "not tried: the target stopped answering"))
+            continue
+        try:
+            swept = _settle(transport, entry, dry_run)
+            failures = 0
+        except TransportError as exc:
+            failures += 1
+            swept = Swept(entry, "kept", str(exc))
+        results.append(swept)
+        if not dry_run and swept.action in ("deleted", "gone", "untagged"):
+            event: Event = "released" if swept.action == "untagged" else "deleted"
+            ledger.append([Entry(event, entry.run, entry.thread, entry.target, _now())])
+    if not dry_run:
+        ledger.compact()
+    return SweepResult(results=tuple(results), other_targets=len(pending) - len(mine), dry_run=dry_run)

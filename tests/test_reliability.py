@@ -1,0 +1,588 @@
+"""Reliability: the suite never blames the target for the network, never leaves threads behind, spares rate limits.
+
+1. Faults are ERROR, not FAIL, with the cause in the reason; N tests in a row without an answer stop the run.
+2. 429s are retried after retry-after-ms / Retry-After (seconds or HTTP date) within a budget; ``--rate-limit``
+   throttles the client; a full run against a rate-limited reference server judges like an unlimited one.
+3. Every thread of a run is deleted at the end, also after SIGINT and SIGTERM; after SIGKILL, ``modmsg sweep``
+   deletes what the ledger lists, and only threads that carry their run's tag.
+4. The fault proxy (latency, drop, reset, truncate, gateway pages) in front of the reference server: outcome
+   states stay honest.
+
+The real suite runs in subprocesses. They are slow to start (imports), so the module starts every background run
+at once (``background`` fixture) and each test then waits for its own; the unit tests need no subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from helpers import REPO, SuiteRun
+
+from modmsg import cli
+from modmsg.api import AssistantsApi
+from modmsg.config import ConfigError, resolve
+from modmsg.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
+from modmsg.plugin import Interrupts, ThreadFactory, _classify
+from modmsg.reference import Behaviour, ReferenceServer, start_server
+from modmsg.results import Outcome
+from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
+from modmsg.transport import RateLimitedError, Throttle, Transport, TransportError, retry_delay
+
+KEY = "sk-modmsg-reliability-5ecret-0123456789"
+SEED = "4242"
+RUN_TIMEOUT = 240.0  # seconds any one background run may take before the test gives up on it
+SIGNAL_AFTER_THREADS = 8  # "midway": the run has created (and ledgered) this many threads
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+@dataclass
+class Sleeps:
+    """An injectable ``sleep`` that records instead of waiting."""
+
+    calls: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def run_ids_on(server: ReferenceServer) -> dict[str, str]:
+    """thread id -> modmsg_run tag, for every tagged thread the server holds."""
+    store = server.app.state.store
+    tagged = {}
+    for thread_id in server.thread_ids():
+        thread = store.get_thread(thread_id)
+        if thread is not None and RUN_TAG in thread.metadata:
+            tagged[thread_id] = thread.metadata[RUN_TAG]
+    return tagged
+
+
+def ledger_run_id(report_dir: Path) -> str | None:
+    entries = Ledger(report_dir / LEDGER_NAME).entries()
+    return entries[0].run if entries else None
+
+
+@dataclass
+class Launched:
+    """One run of the real suite in a subprocess (output to a file: a full pipe must never stall the run)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    report_dir: Path
+    signalled: dict[str, Any] = field(default_factory=dict)
+
+    def wait(self) -> SuiteRun:
+        try:
+            self.process.wait(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"background run {self.name} did not finish within {RUN_TIMEOUT:.0f} s")
+        output = (self.report_dir / "output.txt").read_text(encoding="utf-8", errors="replace")
+        return SuiteRun(exit_code=self.process.returncode, output=output, report_dir=self.report_dir)
+
+
+def launch(name: str, root: Path, *args: str, env: dict[str, str] | None = None) -> Launched:
+    report_dir = root / name
+    report_dir.mkdir(parents=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider"]
+    command += ["--report-dir", str(report_dir), "--max-examples", "1", "--seed", SEED, *args]
+    with (report_dir / "output.txt").open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=REPO, env={**clean, "MODMSG_API_KEY": KEY, **(env or {})}, stdout=output, stderr=output
+        )
+    return Launched(name=name, process=process, report_dir=report_dir)
+
+
+def signal_midway(run: Launched, sig: signal.Signals) -> threading.Thread:
+    """Once the run has ledgered SIGNAL_AFTER_THREADS threads, send ``sig``; note whether it was still running."""
+
+    def watch() -> None:
+        ledger = Ledger(run.report_dir / LEDGER_NAME)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline and run.process.poll() is None:
+            if len(ledger.pending()) >= SIGNAL_AFTER_THREADS:
+                run.signalled["run_id"] = ledger.pending()[0].run
+                run.signalled["running"] = run.process.poll() is None
+                run.process.send_signal(sig)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, name=f"signal-{run.name}", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def records(run: SuiteRun) -> list[dict[str, Any]]:
+    """Every test record of a run, once (a test of two requirements is listed under both)."""
+    tests = {test["nodeid"]: test for requirement in run.results["requirements"] for test in requirement["tests"]}
+    return list(tests.values())
+
+
+@dataclass
+class Background:
+    servers: dict[str, ReferenceServer]
+    proxies: dict[str, FaultProxy]
+    runs: dict[str, Launched]
+    watchers: list[threading.Thread]
+
+
+FAULTS = (
+    Fault.drop(),
+    Fault.reset(),
+    Fault.truncate(),
+    Fault.gateway_page(502),
+    Fault.gateway_page(503),
+    Fault.latency(3.0),  # past the run's 1.5 s request timeout
+)
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """Start every subprocess run this module judges, all at once (they mostly wait on imports and back-off)."""
+    root = tmp_path_factory.mktemp("reliability")
+    servers = {
+        "plain": start_server(KEY),
+        "rate_limited": start_server(KEY, Behaviour(rate_limit=50)),
+        "slow": start_server(KEY, Behaviour(rate_limit=5)),
+    }
+    plain = servers["plain"].base_url
+    proxies = {
+        # The first 40 requests (probe, early tests) pass; then every 40th is spoiled, 12 in all, each kind twice.
+        "faulty": start_fault_proxy(plain, FaultPlan(faults=FAULTS, after=40, every=40, limit=12)),
+        # A target that dies midway: after 60 requests, connection refused.
+        "dying": start_fault_proxy(plain, FaultPlan(refuse_after=60)),
+    }
+    runs = {
+        "baseline": launch("baseline", root),
+        "rate_limited": launch("rate_limited", root, "--base-url", servers["rate_limited"].base_url),
+        "throttled": launch(
+            "throttled",
+            root,
+            "--base-url",
+            servers["slow"].base_url,
+            "--req",
+            "MM-META-16",
+            "--req",
+            "MM-HDR-04",
+            env={"MODMSG_RATE_LIMIT": "5/s"},
+        ),
+        "faulty": launch(
+            "faulty",
+            root,
+            "--base-url",
+            proxies["faulty"].base_url,
+            "--request-timeout",
+            "1.5",
+            "--max-transport-failures",
+            "0",
+        ),
+        "dying": launch("dying", root, "--base-url", proxies["dying"].base_url),
+        "sigint": launch("sigint", root, "--base-url", plain),
+        "sigterm": launch("sigterm", root, "--base-url", plain),
+        "sigkill": launch("sigkill", root, "--base-url", plain),
+    }
+    watchers = [
+        signal_midway(runs["sigint"], signal.SIGINT),
+        signal_midway(runs["sigterm"], signal.SIGTERM),
+        signal_midway(runs["sigkill"], signal.SIGKILL),
+    ]
+    try:
+        yield Background(servers=servers, proxies=proxies, runs=runs, watchers=watchers)
+    finally:
+        for run in runs.values():
+            if run.process.poll() is None:
+                run.process.kill()
+                run.process.wait()
+        for proxy in proxies.values():
+            proxy.stop()
+        for server in servers.values():
+            server.stop()
+
+
+# ------------------------------------------------------------------------------- 1. faults are ERROR
+
+
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[ReferenceServer]:
+    with start_server(KEY) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [
+        (Fault.drop(), "connection closed without a response"),
+        (Fault.reset(), "connection reset"),
+        (Fault.truncate(), "response truncated"),
+        (Fault.gateway_page(502), "502 Bad Gateway with an HTML page"),
+        (Fault.gateway_page(503), "503 Service Unavailable with an HTML page"),
+        (Fault.latency(2.0), "no response within the timeout"),
+    ],
+    ids=lambda value: value.label if isinstance(value, Fault) else None,
+)
+def test_every_fault_is_a_transport_error_naming_its_cause(plain_server: ReferenceServer, fault: Fault, cause: str):
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=(fault,), limit=1)) as proxy:
+        transport = Transport(proxy.base_url, KEY, timeout=0.5, sleep=_no_sleep)
+        with pytest.raises(TransportError, match=cause) as info:
+            transport.request("POST", "threads", json={"metadata": {"k": "v"}})
+        assert KEY not in str(info.value)
+        evidence = transport.recorder.snapshot()[-1]
+        assert cause in (evidence.error or "")
+        assert KEY not in json.dumps(evidence.as_dict())
+        # the fault was one request: the next one through the same proxy is answered normally
+        assert transport.request("GET", "threads/thread_doesnotexist").status_code == 404
+        assert [injection.fault for injection in proxy.injected] == [fault.label]
+
+
+def test_a_gateway_page_is_kept_as_evidence_but_a_json_5xx_is_the_targets_answer(plain_server: ReferenceServer):
+    plan = FaultPlan(
+        faults=(Fault.gateway_page(502), Fault.respond(503, (("Content-Type", "application/json"),), "{}"))
+    )
+    with fault_proxy(plain_server.base_url, plan) as proxy:
+        transport = Transport(proxy.base_url, KEY, sleep=_no_sleep)
+        with pytest.raises(TransportError, match="gateway"):
+            transport.request("GET", "threads/thread_x")
+        page = transport.recorder.snapshot()[-1]
+        assert page.status == 502 and "<html>" in (page.response_body or "")
+        assert transport.request("GET", "threads/thread_x").status_code == 503  # JSON: judged, not excused
+
+
+def test_connection_refused_and_dns_failure_name_their_cause():
+    sleeps = Sleeps()
+    with pytest.raises(TransportError, match="connection refused"):
+        Transport("http://127.0.0.1:9/v1", KEY, sleep=sleeps).request("GET", "threads/x")
+    assert sleeps.calls == [0.2, 0.4]  # never sent: retried twice, then given up
+    with pytest.raises(TransportError, match="host name could not be resolved"):
+        Transport("http://modmsg-reliability.invalid/v1", KEY, sleep=_no_sleep, timeout=5).request("GET", "x")
+
+
+def test_a_transport_error_is_classified_error_even_inside_an_exception_group():
+    error = TransportError(f"POST http://127.0.0.1:9/v1/threads?key={KEY}: connection reset")
+
+    def redact(text: str) -> str:
+        return text.replace(KEY, "[REDACTED]")
+
+    for raised in (error, ExceptionGroup("flaky", [error]), ExceptionGroup("two", [ValueError("x"), error])):
+        outcome, failed_req, failure, reason = _classify(raised, redact)
+        assert (outcome, failed_req, failure) == (Outcome.ERROR, None, None)
+        assert reason.startswith("TransportError:") and "connection reset" in reason and KEY not in reason
+
+
+def test_faults_midway_through_a_full_run_are_errors_never_failures(background: Background):
+    faulty = background.runs["faulty"].wait()
+    baseline = background.runs["baseline"].wait()
+    injected = background.proxies["faulty"].injected
+    assert len(injected) == 12, injected
+    tests = records(faulty)
+    assert not [t for t in tests if t["outcome"] == "FAIL"], "a network fault was reported as the target's failure"
+    errors = [t for t in tests if t["outcome"] == "ERROR"]
+    assert errors, "12 faults were injected, yet no test noticed"
+    for test in errors:
+        assert test["reason"].startswith(("TransportError:", "RateLimitedError:")), test["reason"]
+        assert KEY not in test["reason"]
+    causes = " ".join(t["reason"] for t in errors)
+    assert any(word in causes for word in ("reset", "without a response", "truncated", "gateway", "timeout"))
+    # Every requirement that no fault touched is judged exactly as without faults.
+    expected = baseline.outcomes()
+    for requirement in faulty.results["requirements"]:
+        touched = any(t["outcome"] == "ERROR" for t in requirement["tests"])
+        if not touched:
+            assert requirement["outcome"] == expected[requirement["id"]], requirement["id"]
+        else:
+            assert requirement["outcome"] == "ERROR", requirement["id"]
+
+
+def test_a_target_that_dies_midway_stops_the_run_with_exit_2_and_one_sentence(background: Background):
+    dying = background.runs["dying"].wait()
+    assert dying.exit_code == 2, dying.output
+    sentence = [line for line in dying.output.splitlines() if line.startswith("modmsg: stopped early")]
+    assert len(sentence) == 1, dying.output
+    assert "5 tests in a row got no HTTP answer" in sentence[0] and "connection refused" in sentence[0]
+    tests = records(dying)
+    assert len(tests) < 100, "the run ground on after the target had died"
+    errors = [t for t in tests if t["outcome"] == "ERROR"]
+    assert len(errors) == 5 and all("connection refused" in t["reason"] for t in errors)
+    assert not [t for t in tests if t["outcome"] == "FAIL"]
+    assert "modmsg sweep --base-url" in dying.output  # the threads it could not delete are named, with the fix
+
+
+def test_max_transport_failures_and_rate_limit_settings():
+    assert resolve({}, {}).max_transport_failures == 5
+    assert resolve({}, {"MODMSG_MAX_TRANSPORT_FAILURES": "0"}).max_transport_failures == 0
+    assert resolve({"rate_limit": "2.5/s"}, {}).rate_limit == 2.5
+    assert resolve({}, {"MODMSG_RATE_LIMIT": "7"}).rate_limit == 7.0
+    for bad in ("0", "-1", "fast", "5/min", "nan"):
+        with pytest.raises(ConfigError, match="--rate-limit"):
+            resolve({"rate_limit": bad}, {})
+    with pytest.raises(ConfigError, match="--max-transport-failures"):
+        resolve({"max_transport_failures": "-2"}, {})
+
+
+# ------------------------------------------------------------------------------------ 2. rate limits
+
+
+def _response(headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 429
+    response.headers.update(headers)
+    return response
+
+
+def test_retry_delay_honours_retry_after_ms_seconds_and_http_date():
+    now = 1_800_000_000.0
+    assert retry_delay(_response({"retry-after-ms": "250"}), 0) == 0.25
+    assert retry_delay(_response({"retry-after-ms": "250", "Retry-After": "9"}), 0) == 0.25  # ms wins
+    assert retry_delay(_response({"Retry-After": "3"}), 0) == 3.0
+    assert retry_delay(_response({"Retry-After": formatdate(now + 7, usegmt=True)}), 0, now=lambda: now) == 7.0
+    assert retry_delay(_response({"Retry-After": formatdate(now - 60, usegmt=True)}), 0, now=lambda: now) == 0.0
+    assert retry_delay(_response({"Retry-After": "soon"}), 2) == 2.0  # unusable: exponential back-off
+    assert retry_delay(_response({}), 10) == 8.0  # capped
+    assert retry_delay(_response({"Retry-After": "nan"}), 0) == float("inf")  # longer than any budget
+
+
+def _limited(*headers: dict[str, str]) -> tuple[Fault, ...]:
+    body = '{"error": {"message": "Rate limit reached", "type": "requests", "param": null, "code": null}}'
+    return tuple(
+        Fault.respond(429, (("Content-Type", "application/json"), *headers_.items()), body) for headers_ in headers
+    )
+
+
+def test_429s_are_retried_after_the_delay_each_one_asks_for(plain_server: ReferenceServer):
+    date = formatdate(time.time() + 30, usegmt=True)
+    faults = _limited({"retry-after-ms": "250"}, {"Retry-After": "2"}, {"Retry-After": date})
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=faults, limit=3)) as proxy:
+        sleeps = Sleeps()
+        transport = Transport(proxy.base_url, KEY, sleep=sleeps)
+        response = transport.request("POST", "threads", json={})
+        assert response.status_code == 200 and response.json()["object"] == "thread"
+    assert sleeps.calls[:2] == [0.25, 2.0]
+    assert 27 <= sleeps.calls[2] <= 30
+    assert len(transport.rate_limited) == 3  # every 429 is kept for MM-HDR-04
+
+
+def test_429_back_off_is_bounded_in_attempts_and_in_total_wait(plain_server: ReferenceServer):
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=_limited({"Retry-After": "1"}))) as proxy:
+        sleeps = Sleeps()
+        transport = Transport(proxy.base_url, KEY, sleep=sleeps, max_429_retries=3)
+        with pytest.raises(RateLimitedError, match="still rate limited"):
+            transport.request("GET", "threads/thread_x")
+        assert sleeps.calls == [1.0, 1.0, 1.0] and len(proxy.injected) == 4
+
+        sleeps = Sleeps()
+        transport = Transport(proxy.base_url, KEY, sleep=sleeps, max_429_wait=2.5)
+        with pytest.raises(RateLimitedError):
+            transport.request("GET", "threads/thread_x")
+        assert sum(sleeps.calls) <= 2.5 and sleeps.calls == [1.0, 1.0]
+
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=_limited({"Retry-After": "3600"}))) as proxy:
+        sleeps = Sleeps()
+        with pytest.raises(RateLimitedError, match="asks for 3600 s"):
+            Transport(proxy.base_url, KEY, sleep=sleeps).request("GET", "threads/thread_x")
+        assert sleeps.calls == []  # never waits an hour
+
+
+def test_a_persistent_429_is_an_error_not_a_failure():
+    outcome, _, _, reason = _classify(RateLimitedError("GET http://x/v1/threads/t: still rate limited"), str)
+    assert outcome is Outcome.ERROR and reason.startswith("RateLimitedError")
+
+
+def test_the_throttle_spaces_request_starts_without_a_burst():
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    throttle = Throttle(4, clock=lambda: now[0], sleep=sleep)
+    starts = []
+    for _ in range(5):
+        throttle.wait()
+        starts.append(now[0])
+    assert starts == [100.0, 100.25, 100.5, 100.75, 101.0]
+    now[0] += 10  # idle: no credit is saved up for a burst
+    throttle.wait()
+    throttle.wait()
+    assert now[0] == 111.25
+
+
+def test_rate_limit_option_keeps_a_client_under_the_targets_limit():
+    with start_server(KEY, Behaviour(rate_limit=10)) as server:
+        unthrottled = Transport(server.base_url, KEY, max_429_retries=0)
+        with pytest.raises(RateLimitedError):
+            for _ in range(15):
+                unthrottled.request("GET", "threads/thread_x")
+    with start_server(KEY, Behaviour(rate_limit=10)) as server:
+        throttled = Transport(server.base_url, KEY, max_429_retries=0, rate_limit=10)
+        statuses = {throttled.request("GET", "threads/thread_x").status_code for _ in range(15)}
+        assert statuses == {404} and throttled.rate_limited == []
+
+
+def test_a_full_run_against_a_rate_limited_server_judges_like_an_unlimited_one(background: Background):
+    limited = background.runs["rate_limited"].wait()
+    baseline = background.runs["baseline"].wait()
+    assert baseline.exit_code == 0, baseline.output[-3000:]
+    assert limited.exit_code == 0, limited.output[-3000:]
+    expected, got = baseline.outcomes(), limited.outcomes()
+    assert expected.pop("MM-HDR-04") == "SKIP"  # no 429 without a rate limit ...
+    assert got.pop("MM-HDR-04") == "PASS"  # ... real ones with it, each well-formed
+    assert got == expected
+
+
+def test_the_rate_limit_option_reaches_the_suite(background: Background):
+    throttled = background.runs["throttled"].wait()
+    outcomes = throttled.outcomes()
+    # 13 concurrent writers against a 5 requests/s server would be answered 429; at --rate-limit 5 none is.
+    assert outcomes["MM-META-16"] == "PASS", throttled.output[-3000:]
+    assert outcomes["MM-HDR-04"] == "SKIP", throttled.output[-3000:]
+
+
+# ------------------------------------------------------------------------------------------ 3. cleanup
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_midway_by_a_signal_deletes_every_thread_it_created(background: Background, sig):
+    run = background.runs[sig.name.lower()]
+    stopped = run.wait()
+    assert run.signalled.get("running"), f"the run ended before it could be signalled:\n{stopped.output[-2000:]}"
+    run_id = run.signalled["run_id"]
+    assert stopped.exit_code == 2, stopped.output[-2000:]
+    assert f"stopped by {sig.name}" in stopped.output
+    left = [thread for thread, tag in run_ids_on(background.servers["plain"]).items() if tag == run_id]
+    assert left == [], f"{len(left)} thread(s) of {run_id} left on the server"
+    assert not (run.report_dir / LEDGER_NAME).exists()  # everything settled: the ledger is gone too
+
+
+def test_sweep_deletes_what_a_killed_run_left_behind(background: Background, monkeypatch, capsys):
+    run = background.runs["sigkill"]
+    killed = run.wait()
+    assert killed.exit_code == -signal.SIGKILL
+    run_id = run.signalled["run_id"]
+    server = background.servers["plain"]
+    leftovers = {thread for thread, tag in run_ids_on(server).items() if tag == run_id}
+    assert leftovers, "SIGKILL cannot be caught, so the killed run must have left threads behind"
+    assert {e.thread for e in Ledger(run.report_dir / LEDGER_NAME).pending()} >= leftovers  # all ledgered
+    monkeypatch.setenv("MODMSG_API_KEY", KEY)
+    code = cli.main(["sweep", "--base-url", server.base_url, "--report-dir", str(run.report_dir)])
+    assert code == 0, capsys.readouterr().out
+    assert not any(tag == run_id for tag in run_ids_on(server).values())
+    assert not (run.report_dir / LEDGER_NAME).exists()
+
+
+def test_sweep_never_deletes_a_thread_without_its_runs_tag(tmp_path, monkeypatch, capsys):
+    with start_server(KEY) as server:
+        api = AssistantsApi(Transport(server.base_url, KEY))
+        ours = api.create_thread({RUN_TAG: "modmsg-aaaaaaaaaaaa"})["id"]
+        untagged = api.create_thread({"owner": "someone else"})["id"]
+        other_run = api.create_thread({RUN_TAG: "modmsg-bbbbbbbbbbbb"})["id"]
+        unlisted = api.create_thread({RUN_TAG: "modmsg-aaaaaaaaaaaa"})["id"]
+        gone = api.create_thread({RUN_TAG: "modmsg-aaaaaaaaaaaa"})["id"]
+        api.delete_thread(gone)
+        ledger = Ledger(tmp_path / LEDGER_NAME)
+        run, target = "modmsg-aaaaaaaaaaaa", server.base_url
+        ledger.append(
+            [
+                Entry("created", run, ours, target),
+                Entry("created", run, untagged, target),  # e.g. a hand-edited ledger: the tag check protects it
+                Entry("created", run, other_run, target),
+                Entry("created", run, gone, target),
+                Entry("created", run, "../../etc", target),  # never becomes a request path
+                Entry("created", run, ours, "https://another-target.example/v1"),  # not this target: not touched
+            ]
+        )
+        with ledger.path.open("a", encoding="utf-8") as handle:
+            handle.write('{"event": "created", "run": "modmsg-cut')  # what a kill mid-write leaves
+        monkeypatch.setenv("MODMSG_API_KEY", KEY)
+        argv = ["sweep", "--base-url", server.base_url, "--ledger", str(ledger.path)]
+
+        assert cli.main([*argv, "--dry-run"]) == 1  # the malformed id blocks a clean result, even in a dry run
+        assert "would delete 1" in capsys.readouterr().out
+        assert ours in server.thread_ids()  # a dry run deletes nothing
+        code = cli.main(argv)
+        out = capsys.readouterr().out
+        assert code == 1, out  # the malformed id stays for a human: the sweep says it is not complete
+        assert ours not in server.thread_ids()
+        assert {untagged, other_run, unlisted} <= set(server.thread_ids())
+        assert KEY not in out
+        remaining = {(e.thread, e.target) for e in ledger.pending()}
+        assert remaining == {("../../etc", target), (ours, "https://another-target.example/v1")}
+
+
+def test_cleanup_gives_up_on_a_dead_target_and_leaves_the_rest_to_the_ledger(tmp_path):
+    ledger = Ledger(tmp_path / LEDGER_NAME)
+    dead = AssistantsApi(Transport("http://127.0.0.1:9/v1", KEY, sleep=_no_sleep))
+    factory = ThreadFactory(api=dead, run_id="modmsg-cccccccccccc", ledger=ledger, target="http://127.0.0.1:9/v1")
+    factory.created.extend(f"thread_{i:024d}" for i in range(10))
+    for thread_id in factory.created:
+        ledger.created(factory.run_id, thread_id, factory.target)
+    left = factory.cleanup()
+    assert len(left) == 10 and len(ledger.pending()) == 10
+
+
+def test_a_signal_during_thread_creation_waits_until_the_id_is_recorded():
+    interrupts = Interrupts()
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupts.deferred():
+        interrupts.handler(signal.SIGTERM, None)  # deferred: the block runs to the end
+        recorded = True
+    assert recorded
+    assert interrupts.received == "SIGTERM"  # remembered, in case the exception gets swallowed somewhere
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        interrupts.handler(signal.SIGINT, None)  # outside a critical block: at once
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"), interrupts.deferred():
+        interrupts.handler(signal.SIGTERM, None)
+        interrupts.handler(signal.SIGINT, None)  # a second signal does not wait
+
+
+def test_the_ledger_survives_parallel_writers_and_settles_to_nothing(tmp_path):
+    ledger = Ledger(tmp_path / "reports" / LEDGER_NAME)
+
+    def writer(n: int) -> None:
+        for i in range(25):
+            ledger.created(f"modmsg-{n:012d}", f"thread_{n}_{i}", "http://127.0.0.1:1/v1")
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert len(ledger.pending()) == 100
+    for entry in ledger.pending()[:60]:
+        ledger.deleted(entry.run, entry.thread, entry.target)
+    assert ledger.compact() == 40 and len(ledger.entries()) == 40
+    for entry in ledger.pending():
+        ledger.deleted(entry.run, entry.thread, entry.target)
+    assert ledger.compact() == 0 and not ledger.path.exists()
+
+
+def test_a_signal_deferred_during_a_failing_creation_still_interrupts():
+    interrupts = Interrupts()
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupts.deferred():
+        interrupts.handler(signal.SIGTERM, None)
+        raise TransportError("POST http://127.0.0.1:9/v1/threads: connection reset")
+
+
+def test_sweep_without_a_ledger_or_a_target_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MODMSG_BASE_URL", raising=False)
+    monkeypatch.setenv("MODMSG_API_KEY", KEY)
+    assert cli.main(["sweep", "--report-dir", str(tmp_path)]) == 2
+    assert "sweep needs the target" in capsys.readouterr().err
+    assert cli.main(["sweep", "--base-url", "http://127.0.0.1:9/v1", "--report-dir", str(tmp_path)]) == 0
+    assert "nothing to sweep" in capsys.readouterr().out
