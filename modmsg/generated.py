@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +52,7 @@ from modmsg.failures import (
 from modmsg.profiles import Profile
 from modmsg.spec import load_overlaid
 from modmsg.strategies import MAX_KEYS
-from modmsg.transport import REDACTED, Transport, TransportError, retry_delay
+from modmsg.transport import REDACTED, Transport
 
 OPERATION_ID = "modifyMessage"
 ACCEPTED_REQ = "MM-GEN-01"
@@ -595,31 +594,12 @@ class GeneratedRun:
     # -- the wire --------------------------------------------------------------------------------------
 
     def send(self, case: Case) -> requests.Response:
-        """Send through the suite's session with the real credentials; every attempt becomes evidence."""
+        """Send with the real credentials through the suite's transport; every attempt becomes evidence."""
         kwargs = case.as_transport_kwargs(base_url=self.base_url)
         kwargs["headers"] = {
             name: self._real_headers[name.lower()] if name.lower() in self._secret else value
             for name, value in (kwargs.get("headers") or {}).items()
         }
-        transport = self.transport
-        prepared = transport.session.prepare_request(requests.Request(**kwargs))
-        attempt, waited = 0, 0.0
-        while True:
-            started = time.perf_counter()
-            try:
-                response = transport.session.send(prepared, timeout=transport.timeout, allow_redirects=False)
-            except requests.RequestException as exc:
-                reason = "no response within the timeout" if isinstance(exc, requests.Timeout) else type(exc).__name__
-                transport.record(prepared, None, time.perf_counter() - started, error=reason)
-                raise TransportError(
-                    f"{prepared.method} {transport.redactor.text(prepared.url or '')}: {reason}"
-                ) from None
-            transport.record(prepared, response, time.perf_counter() - started)
-            if response.status_code != 429 or attempt >= transport.max_429_retries:
-                return response
-            delay = retry_delay(response, attempt)
-            if waited + delay > transport.max_429_wait:
-                return response
-            time.sleep(delay)
-            waited += delay
-            attempt += 1
+        prepared = self.transport.session.prepare_request(requests.Request(**kwargs))
+        # The transport's own loop: the throttle, connect retries, the 429 budget, causes named in ERRORs.
+        return self.transport.send(prepared)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import run_suite
+
 from modmsg.reference import Behaviour, start_server
 
 API_KEY = "sk-modmsg-DISTINCTIVE-8c1e5a7f3b"
