@@ -20,7 +20,6 @@ output, Schemathesis' curl line and the evidence cannot show the key.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -296,10 +295,6 @@ def derive_seed(seed: int, label: str) -> int:
     return zlib.crc32(f"{seed}:{label}".encode()) ^ (seed & 0xFFFFFFFF)
 
 
-def fresh_seed() -> int:
-    return secrets.randbelow(2**32)
-
-
 def hypothesis_settings(max_examples: int) -> hypothesis.settings:
     return hypothesis.settings(
         max_examples=max_examples,
@@ -431,8 +426,7 @@ class GeneratedRun:
     base_url: str
     profile: Profile = field(repr=False)
     message: dict[str, Any]
-    seed: int
-    seed_given: bool
+    seed: int  # the run's seed: --seed, or the one the plugin drew and recorded in the reports
     max_examples: int
     stored_keys: set[str] = field(init=False)
     """Keys the current message holds, so a valid case can be sent where it fits."""
@@ -563,12 +557,11 @@ class GeneratedRun:
             curl = sent.case.as_curl_command(base_url=self.base_url)
         except Exception as exc:  # a body curl cannot express must not hide the finding
             curl = f"(no curl: {type(exc).__name__}; the evidence shows the request)"
-        origin = "--seed" if self.seed_given else "random seed"
         return "\n".join(
             (
                 f"Generated: {describe(sent.case, sent.mode, sent.note)}",
                 f"Reproduce: {self.transport.redactor.text(curl)}",
-                f"Replay the run: {origin} {self.seed} (pytest suites/test_generated.py --seed {self.seed})",
+                f"Replay the run: --seed {self.seed} (pytest suites/test_generated.py --seed {self.seed})",
             )
         )
 

@@ -188,9 +188,13 @@ def pytest_configure(config: pytest.Config) -> None:
             probe(settings.base_url, settings.api_key, settings.headers, profile.settings.beta_header, settings.timeout)
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
         pytest.exit(f"modmsg: {exc}", returncode=2)
+    worker_input = getattr(config, "workerinput", None) or {}
+    if settings.seed is None:
+        # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
+        # can be replayed with --seed even when none was given.
+        settings = dataclasses.replace(settings, seed=worker_input.get("modmsg_seed", secrets.randbelow(2**31)))
     state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay, baseline=baseline)
-    worker_input = getattr(config, "workerinput", None)
-    if worker_input and worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
+    if worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
         state.run_id = worker_input["modmsg_run_id"]
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
@@ -199,10 +203,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand the run id to every worker, so all threads of one run carry the same tag."""
+    """xdist controller: hand the run id and seed to every worker (one thread tag and one seed per run)."""
     state = node.config.stash.get(STATE, None)
     if state is not None:
         node.workerinput["modmsg_run_id"] = state.run_id
+        node.workerinput["modmsg_seed"] = state.settings.seed
 
 
 def _load_baseline(path: str) -> RunResult:

@@ -36,7 +36,6 @@ from modmsg.generated import (
     POSITIVE,
     REJECTED,
     GeneratedRun,
-    fresh_seed,
     load_schema,
     modify_operation,
 )
@@ -49,17 +48,10 @@ schema = load_schema()
 MODES = [pytest.param(POSITIVE, id="positive"), pytest.param(NEGATIVE, id="negative")]
 
 
-@pytest.fixture(scope="session")
-def generation_seed(settings: Settings) -> int:
-    """--seed, or one random seed for the whole run (named in every failure, so the run can be replayed)."""
-    return settings.seed if settings.seed is not None else fresh_seed()
-
-
 @pytest.fixture
 def generated(
     request: pytest.FixtureRequest,
     settings: Settings,
-    generation_seed: int,
     profile: Profile,
     target: Target,
     transport: Transport,
@@ -73,8 +65,7 @@ def generated(
         base_url=target.base_url,
         profile=profile,
         message=message,
-        seed=generation_seed,
-        seed_given=settings.seed is not None,
+        seed=settings.seed,  # always set: the plugin draws one per run when --seed is not given
         max_examples=settings.max_examples,
     )
     yield run

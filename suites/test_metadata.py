@@ -106,7 +106,7 @@ def test_sent_pairs_persist_in_list(api, message):
 def test_generated_metadata_round_trips(api, threads, settings):
     thread = threads.create()
 
-    @hypothesis_seed(settings.seed or 0)
+    @hypothesis_seed(settings.seed)
     @settings_for_round_trip
     @given(metadata=valid_metadata())
     def round_trip(metadata):
