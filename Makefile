@@ -23,12 +23,25 @@ conformance: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(ARGS)
 
+## mutation: the suite and stock Schemathesis against every broken variant; score table, reports/mutation.json
+mutation: $(STAMP)
+	$(BIN)/python -m modmsg.mutation --report-dir $(REPORT_DIR) $(ARGS)
+
+## bench: performance figures (efficiency vs a bare replay, stock Schemathesis, smoke, scaling); bench/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --report-dir $(REPORT_DIR) $(ARGS)
+
 serve: $(STAMP)
 	$(BIN)/modmsg serve --host 127.0.0.1 --port 8080 $(ARGS)
 
 ## gateway-demo: the suites through the Portkey gateway (pinned in recipes/portkey/, needs node+npm) on loopback
 gateway-demo: $(STAMP)
 	$(BIN)/python scripts/gateway_demo.py --report-dir $(REPORT_DIR)/gateway $(ARGS)
+
+## soak: the reference server under 10,000 Schemathesis requests (all operations, both modes) and 16 clients for 30 s
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m modmsg.soak --cases 10000 --clients 16 --seconds 30 $(ARGS)
 
 docs: $(STAMP)
 	$(BIN)/python -m modmsg.docs

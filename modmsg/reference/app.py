@@ -50,7 +50,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modmsg.reference.behaviour import DEFAULT_BEHAVIOUR, Behaviour, StringTransform
-from modmsg.reference.store import Message, NewMessage, Store, Thread, new_id
+from modmsg.reference.store import Message, NewMessage, Store, Thread, new_id, uuid_id
 
 logger = logging.getLogger(__name__)
 
@@ -365,6 +365,8 @@ async def json_object_body(request: Request, behaviour: Behaviour, *, empty_is_o
     if behaviour.require_json_content_type and content_type and not _is_json_media_type(content_type):
         raise RequestFailed(parse_error(behaviour))
     value = parse_json(raw, behaviour)
+    if not isinstance(value, dict) and behaviour.non_object_body_crashes:
+        raise RequestFailed(server_error())
     if not isinstance(value, dict):
         raise RequestFailed(
             bad_request(
@@ -417,11 +419,12 @@ def transform(text: str, how: StringTransform) -> str:
     return text
 
 
-Pairs = tuple[tuple[str, str], ...]
+Pairs = tuple[tuple[str, str | None], ...]
+"""Validated metadata pairs; a None value deletes its key (only with ``Behaviour.delete_marker``)."""
 
 
-def _check_pair(key: str, value: Any, param: str, behaviour: Behaviour) -> tuple[str, ApiError | None]:
-    """Validate one metadata pair; returns the value to store (or "") and the first error."""
+def _check_pair(key: str, value: Any, param: str, behaviour: Behaviour) -> tuple[str | None, ApiError | None]:
+    """Validate one metadata pair; returns the value to store (None: delete the key; "" on error) and the error."""
     key_length = measure(key, behaviour)
     if key_length > behaviour.max_key_length:
         return "", bad_request(
@@ -437,6 +440,10 @@ def _check_pair(key: str, value: Any, param: str, behaviour: Behaviour) -> tuple
             code="invalid_value",
         )
     value_param = f"{param}.{key}"
+    if value is None and behaviour.delete_marker == "null":
+        return None, None
+    if value == "" and behaviour.delete_marker == "empty_string":
+        return None, None
     if not isinstance(value, str):
         if value is None or not behaviour.coerce_non_string_values:
             return "", invalid_type(value_param, "a string", value)
@@ -458,12 +465,13 @@ def validate_metadata(value: Any, param: str, behaviour: Behaviour) -> tuple[Pai
         return (), invalid_type(param, "an object", value)
     if len(value) > behaviour.max_keys:
         return (), too_many_properties(param, behaviour.max_keys, len(value))
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str | None]] = []
     for key, raw in value.items():
         stored, error = _check_pair(key, raw, param, behaviour)
         if error is not None:
             return tuple(pairs), error
-        pairs.append((transform(key, behaviour.key_transform), transform(stored, behaviour.value_transform)))
+        kept = None if stored is None else transform(stored, behaviour.value_transform)
+        pairs.append((transform(key, behaviour.key_transform), kept))
     return tuple(pairs), None
 
 
@@ -474,7 +482,7 @@ def new_metadata(value: Any, param: str, behaviour: Behaviour) -> dict[str, str]
     pairs, error = validate_metadata(value, param, behaviour)
     if error is not None:
         raise RequestFailed(error)
-    return dict(pairs)
+    return {key: stored for key, stored in pairs if stored is not None}
 
 
 @dataclass(frozen=True)
@@ -493,6 +501,8 @@ def read_patch(body: Mapping[str, Any], behaviour: Behaviour) -> tuple[MetadataP
         if behaviour.null_metadata == "error":
             return MetadataPatch("absent"), invalid_type("metadata", "an object", None)
         return MetadataPatch("null"), None
+    if not isinstance(value, dict) and behaviour.ignore_non_object_metadata:
+        return MetadataPatch("absent"), None
     pairs, error = validate_metadata(value, "metadata", behaviour)
     return MetadataPatch("object", pairs), error
 
@@ -506,12 +516,15 @@ def merge(
     if patch.kind == "null":
         return {}, None
     result = {} if behaviour.metadata_mode == "replace" else dict(current)
-    if not behaviour.merged_total_limit:
-        result.update(patch.pairs)
-        return result, None
     total = len(result.keys() | {key for key, _ in patch.pairs})
+    naive_total = len(result) + len(patch.pairs)
+    if behaviour.merged_total_limit and behaviour.merged_limit_counts_overwrites and naive_total > behaviour.max_keys:
+        return result, too_many_properties("metadata", behaviour.max_keys, naive_total)
     for key, value in patch.pairs:
-        if key not in result and len(result) >= behaviour.max_keys:
+        if value is None:
+            result.pop(key, None)
+            continue
+        if behaviour.merged_total_limit and key not in result and len(result) >= behaviour.max_keys:
             return result, too_many_properties("metadata", behaviour.max_keys, total)
         result[key] = value
     return result, None
@@ -846,7 +859,7 @@ class Gate:
         token = presented_key(scope)
         if token is None:
             return ApiError(status=behaviour.auth_status, message=MISSING_KEY_MESSAGE)
-        if hmac.compare_digest(token.encode("latin-1"), self._key):
+        if behaviour.accept_any_key or hmac.compare_digest(token.encode("latin-1"), self._key):
             return None
         shown = token if behaviour.echo_api_key_in_errors else mask_key(token)
         return ApiError(
@@ -951,7 +964,8 @@ class Api:
         return thread
 
     def message(self, thread_id: str, message_id: str) -> Message:
-        self.thread(thread_id)
+        if self.behaviour.check_thread_exists:
+            self.thread(thread_id)
         any_thread = not self.behaviour.check_message_thread
         message = self.store.get_message(thread_id, message_id, any_thread=any_thread)
         if message is None:
@@ -1052,21 +1066,22 @@ class Api:
         empty_ok = behaviour.empty_body_is_empty_object
         body = await json_object_body(request, behaviour, empty_is_object=empty_ok)
         unknown = first_unknown(body, frozenset({"metadata"}), "", behaviour)
+        missing = missing_parameter("metadata") if behaviour.require_metadata and "metadata" not in body else None
         patch, metadata_error = read_patch(body, behaviour)
-        error = unknown or metadata_error
+        error = unknown or missing or metadata_error
         if error is not None and behaviour.validate_before_write:
             raise RequestFailed(error)
         if behaviour.server_error_on_edge and is_edge_metadata(body):
             raise RequestFailed(server_error())
 
-        def change(current: Message) -> tuple[Message, ApiError | None]:
+        def change(current: Message) -> tuple[Message, tuple[ApiError | None, Message]]:
             metadata, merge_error = merge(current.metadata, patch, behaviour)
             if merge_error is not None and behaviour.validate_before_write:
                 raise RequestFailed(merge_error)
             updated = replace(current, metadata=metadata)
             if behaviour.modify_changes_other_fields:
                 updated = _other_field_changed(updated, behaviour)
-            return updated, merge_error
+            return updated, (merge_error, current)
 
         options = {"any_thread": not behaviour.check_message_thread, "persist": behaviour.persist_modify}
         if behaviour.racy_modify:
@@ -1076,11 +1091,11 @@ class Api:
             result = self.store.update_message(thread_id, message_id, change, **options)
         if result is None:
             raise RequestFailed(message_not_found(message_id, behaviour))
-        updated, merge_error = result
+        updated, (merge_error, previous) = result
         failure = error or merge_error
         if failure is not None:
             raise RequestFailed(failure)
-        data = message_json(updated, behaviour)
+        data = message_json(previous if behaviour.modify_returns_previous else updated, behaviour)
         if not behaviour.id_echo_correct:
             data.update(id=new_id("msg"), thread_id=new_id("thread"))
         return self.json(data, behaviour.modify_success_status)
@@ -1158,7 +1173,7 @@ def create_app(
         raise ValueError("the reference server needs a non-empty API key")
     if behaviour.rate_limit is not None and behaviour.rate_limit <= 0:
         raise ValueError("Behaviour.rate_limit must be a positive number of requests per second, or None")
-    store = Store()
+    store = Store(id_factory=uuid_id if behaviour.id_format == "uuid" else new_id)
     renderer = ErrorRenderer(behaviour)
 
     async def on_failed(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,8 @@ TimestampUnit = Literal["s", "ms"]
 ErrorEnvelope = Literal["openai", "status_failure", "detail", "html"]
 StringTransform = Literal["none", "strip", "casefold", "nfc", "nfkc", "ascii"]
 ChangedField = Literal["created_at", "status", "role", "content", "assistant_id"]
+DeleteMarker = Literal["none", "empty_string", "null"]
+IdFormat = Literal["openai", "uuid"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,9 @@ class Behaviour:
     """``replace``: the sent object replaces the stored one instead of being merged into it."""
     merged_total_limit: bool = True
     """False: only the request's own key count is limited; a merge may grow past ``max_keys``."""
+    merged_limit_counts_overwrites: bool = False
+    """True: the merged total is stored + sent keys without de-duplication, so overwriting keys of a full
+    message is rejected."""
     null_metadata: NullMetadata = "unchanged"
     """What top-level ``"metadata": null`` does: nothing (§6), wipe the metadata, or 400."""
     coerce_non_string_values: bool = False
@@ -45,12 +50,21 @@ class Behaviour:
     """Stored keys are altered (e.g. ``casefold``, ``strip``, ``nfc``) instead of kept verbatim."""
     value_transform: StringTransform = "none"
     """Stored values are altered (e.g. ``strip``, ``nfkc``, ``ascii``) instead of kept verbatim."""
+    delete_marker: DeleteMarker = "none"
+    """A pair whose value is this marker deletes the key instead of being stored (``empty_string``: Stripe-style
+    ``""``) or rejected (``null``: JSON Merge Patch, RFC 7396)."""
+    ignore_non_object_metadata: bool = False
+    """True: ``metadata`` that is a string, number, boolean or array is silently ignored (200) instead of 400."""
 
     # --- request validation ---
     reject_unknown_fields: bool = True
     """False: unknown body keys (``content``, ``role`` ...) are silently ignored."""
     validate_before_write: bool = True
     """False: partial write; valid pairs before the first invalid one are stored, then the 400 is sent."""
+    require_metadata: bool = False
+    """True: a modify body without a ``metadata`` key gets 400 ``missing_required_parameter``."""
+    non_object_body_crashes: bool = False
+    """True: a JSON body that is not an object (array, string, number ...) gets the last-resort 500."""
     empty_body_is_empty_object: bool = False
     """True: an empty modify body is treated as ``{}`` (200) instead of the JSON parse error."""
     require_json_content_type: bool = True
@@ -64,6 +78,11 @@ class Behaviour:
     """False: the modify response shows the change but the store keeps the old metadata."""
     racy_modify: bool = False
     """True: read-copy-sleep-write without the lock, so concurrent modifies lose updates."""
+    modify_returns_previous: bool = False
+    """True: the modify response shows the message as it was before the change (the store is updated)."""
+    check_thread_exists: bool = True
+    """False: message routes never look the thread up (with ``check_message_thread=False`` the path's thread id
+    is ignored entirely)."""
     check_message_thread: bool = True
     """False: a message id that belongs to another thread is found through any thread."""
     deleted_message_visible: bool = False
@@ -79,6 +98,8 @@ class Behaviour:
     # --- auth and headers (§6 order: auth, then OpenAI-Beta, then thread, message, body) ---
     require_auth: bool = True
     auth_status: int = 401
+    accept_any_key: bool = False
+    """True: any non-empty bearer token is accepted (only the presence of a key is checked)."""
     require_beta_header: bool = True
     check_order: CheckOrder = "auth_first"
     echo_api_key_in_errors: bool = False
@@ -97,6 +118,8 @@ class Behaviour:
     """True: null-valued fields (``assistant_id``, ``run_id``, ...) are omitted instead of ``null``."""
     object_name: str = "thread.message"
     timestamp_unit: TimestampUnit = "s"
+    id_format: IdFormat = "openai"
+    """``uuid``: new ids are ``thread_``/``msg_`` plus the 32 hex digits of a UUID4, not 24 alphanumerics."""
     id_echo_correct: bool = True
     """False: the modify response's ``id`` and ``thread_id`` do not echo the path."""
 

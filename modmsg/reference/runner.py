@@ -149,6 +149,8 @@ def serve_forever(
     port: int = 8080,
     api_key: str = "sk-modmsg-reference",
     behaviour: Behaviour = DEFAULT_BEHAVIOUR,
+    *,
+    middleware: Sequence[Middleware] = (),
 ) -> None:
     """Serve until SIGINT or SIGTERM, printing one line with the base URL once listening."""
     stop = threading.Event()
@@ -157,7 +159,7 @@ def serve_forever(
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda _sig, _frame: stop.set()) for sig in handled}
     try:
-        with start_server(api_key, behaviour, host=host, port=port) as server:
+        with start_server(api_key, behaviour, host=host, port=port, middleware=middleware) as server:
             url = f"http://{_url_host(host)}:{server.port}/v1"
             print(f"modmsg reference server listening on {url}", flush=True)
             while not stop.wait(0.2):

@@ -10,6 +10,7 @@ import secrets
 import string
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +25,11 @@ T = TypeVar("T")
 def new_id(prefix: str) -> str:
     """``<prefix>_`` followed by 24 random alphanumerics, e.g. ``msg_sst2q6k3SLBjPBTysLeLDG9K``."""
     return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+
+
+def uuid_id(prefix: str) -> str:
+    """``<prefix>_`` followed by the 32 hex digits of a UUID4 (the ``id_format="uuid"`` defect)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +68,8 @@ class NewMessage:
 class Store:
     """Threads and their messages; all access goes through one lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_factory: Callable[[str], str] = new_id) -> None:
+        self._new_id = id_factory
         self._lock = threading.Lock()
         self._threads: dict[str, Thread] = {}
         self._messages: dict[str, Message] = {}
@@ -79,7 +86,7 @@ class Store:
     def _add_message(self, thread_id: str, new: NewMessage) -> Message:
         self._seq += 1
         message = Message(
-            id=new_id("msg"),
+            id=self._new_id("msg"),
             thread_id=thread_id,
             seq=self._seq,
             created_at=self._now(),
@@ -109,7 +116,7 @@ class Store:
     ) -> Thread:
         with self._lock:
             thread = Thread(
-                id=new_id("thread"), created_at=self._now(), tool_resources=tool_resources, metadata=metadata
+                id=self._new_id("thread"), created_at=self._now(), tool_resources=tool_resources, metadata=metadata
             )
             self._threads[thread.id] = thread
             self._thread_messages[thread.id] = []
