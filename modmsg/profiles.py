@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modmsg.paths import spec_dir
 from modmsg.requirements import BUNDLED_PROFILES
+from modmsg.yamlfile import read_yaml
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "metadata_mode": ("merge", "replace", "any"),
@@ -53,11 +52,7 @@ def load_profile(name_or_path: str) -> Profile:
         raise ProfileError(
             f"profile {name_or_path!r} is neither a bundled profile ({', '.join(BUNDLED_PROFILES)}) nor a readable file"
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"profile {path} is not valid YAML: {exc}") from None
-    return parse_profile(data, str(path))
+    return parse_profile(read_yaml(path, ProfileError, "profile"), str(path))
 
 
 def parse_profile(data: Any, origin: str) -> Profile:

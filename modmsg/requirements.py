@@ -9,9 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modmsg.paths import spec_dir
+from modmsg.yamlfile import read_yaml
 
 ID_PATTERN = re.compile(r"^MM-(RESP|META|REQ|ERR|HDR|GEN)-\d{2}$")
 AREAS = ("RESP", "META", "REQ", "ERR", "HDR", "GEN")
@@ -110,13 +109,7 @@ def default_path() -> Path:
 
 def load_catalogue(path: Path | None = None) -> Catalogue:
     path = path or default_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogueError(f"cannot read requirement catalogue {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise CatalogueError(f"{path} is not valid YAML: {exc}") from None
-    return parse_catalogue(data, str(path))
+    return parse_catalogue(read_yaml(path, CatalogueError, "requirement catalogue"), str(path))
 
 
 def parse_catalogue(data: Any, origin: str = "catalogue") -> Catalogue:

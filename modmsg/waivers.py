@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modmsg.requirements import Catalogue
+from modmsg.yamlfile import read_yaml
 
 
 class WaiverError(ValueError):
@@ -23,14 +22,7 @@ class Overlay:
 
 
 def load_overlay(path: str, catalogue: Catalogue) -> Overlay:
-    file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WaiverError(f"cannot read overlay {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise WaiverError(f"overlay {path} is not valid YAML: {exc}") from None
-    return parse_overlay(data, path, catalogue)
+    return parse_overlay(read_yaml(Path(path), WaiverError, "overlay"), path, catalogue)
 
 
 def parse_overlay(data: Any, origin: str, catalogue: Catalogue) -> Overlay:

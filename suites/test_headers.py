@@ -10,16 +10,16 @@ from modmsg.checks.response import ok_json
 
 @pytest.mark.req("MM-HDR-01")
 def test_success_is_application_json_on_every_sibling_call(api, message):
-    for response in (
-        api.modify_message(message["thread_id"], message["id"], {"metadata": {"h": "1"}}),
-        api.get_message(message["thread_id"], message["id"]),
-        api.list_messages(message["thread_id"]),
-    ):
+    modify = api.modify_message(message["thread_id"], message["id"], {"metadata": {"h": "1"}})
+    ok_json(modify, req="MM-RESP-01")
+    content_type_is_json(modify, req="MM-HDR-01")
+    for response in (api.get_message(message["thread_id"], message["id"]), api.list_messages(message["thread_id"])):
         ok_json(response, req="MM-RESP-09")
         content_type_is_json(response, req="MM-HDR-01")
 
 
 @pytest.mark.req("MM-HDR-03")
+@pytest.mark.smoke
 def test_success_carries_request_id(api, message):
     response = api.modify_message(message["thread_id"], message["id"], {"metadata": {"h": "1"}})
     has_request_id(response, req="MM-HDR-03")
@@ -27,6 +27,7 @@ def test_success_carries_request_id(api, message):
 
 @pytest.mark.req("MM-HDR-04")
 @pytest.mark.modmsg_last
+@pytest.mark.smoke
 def test_every_429_seen_carries_envelope_and_valid_retry_after(transport):
     seen = list(transport.rate_limited)
     if not seen:
