@@ -21,7 +21,7 @@ conformance: $(STAMP)
 
 ## test: the project's own tests (reference server, suites vs variants, reports, CLI)
 test: $(STAMP)
-	$(BIN)/python -m pytest tests $(ARGS)
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile $(ARGS)
 
 ## mutation: the suite and stock Schemathesis against every broken variant; score table, reports/mutation.json
 mutation: $(STAMP)
