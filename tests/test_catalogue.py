@@ -160,3 +160,9 @@ def test_checks_reference_is_current_and_covers_every_failure():
     from modmsg.docs import CHECKS_DOC, render_checks
 
     assert CHECKS_DOC.read_text(encoding="utf-8") == render_checks(), "docs/checks.md is stale: run make docs"
+
+
+def test_schemathesis_check_tuning_doc_is_current():
+    from modmsg.docs import TUNING_DOC, render_tuning
+
+    assert TUNING_DOC.read_text(encoding="utf-8") == render_tuning(), "docs/schemathesis-checks.md is stale"

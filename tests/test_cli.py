@@ -129,3 +129,17 @@ def test_every_command_has_help_with_examples():
     for command in ("run", "serve", "requirements", "variants", "report"):
         done = run_cli(command, "--help")
         assert done.returncode == 0 and "examples:" in done.stdout, command
+
+
+def test_two_workers_judge_every_requirement_like_one(tmp_path):
+    """pytest-xdist: records from both workers merge into one report with the same outcome per requirement."""
+    with start_server(api_key="sk-workers") as server:
+        args = ("--base-url", server.base_url, "--seed", "7", "--max-examples", "10")
+        one = run_suite(tmp_path / "one", *args, env={"MODMSG_API_KEY": "sk-workers"})
+        two = run_suite(tmp_path / "two", *args, "-n", "2", env={"MODMSG_API_KEY": "sk-workers"})
+    assert one.exit_code == two.exit_code == 0, two.output
+    assert one.outcomes() == two.outcomes()
+    assert one.results["claim"] == two.results["claim"]
+    assert sum(len(r["tests"]) for r in two.results["requirements"]) == sum(
+        len(r["tests"]) for r in one.results["requirements"]
+    )
