@@ -153,6 +153,15 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATH",
     ),
     Option(
+        "record_requests",
+        "--record-requests",
+        "MODMSG_RECORD_REQUESTS",
+        None,
+        "Write every request the suite sends to this file as JSON lines, secrets redacted (for `make bench`'s "
+        "replay; under xdist one file per worker).",
+        metavar="PATH",
+    ),
+    Option(
         "report_dir",
         "--report-dir",
         "MODMSG_REPORT_DIR",
@@ -179,6 +188,7 @@ class Settings:
     seed: int | None = None
     report_dir: Path = field(default_factory=lambda: Path("reports"))
     baseline: str | None = None
+    record_requests: Path | None = None
 
     @property
     def uses_reference_server(self) -> bool:
@@ -349,4 +359,5 @@ def resolve(
         seed=None if values["seed"] is None else _seed(values["seed"]),
         report_dir=Path(values["report_dir"]),
         baseline=values["baseline"],
+        record_requests=Path(values["record_requests"]) if values["record_requests"] else None,
     )

@@ -176,6 +176,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
+    config.addinivalue_line(
+        "markers", "smoke: the high-yield selection for request-budgeted targets (-m smoke --max-examples 3)"
+    )
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     try:
         settings = resolve(cli, file=load_config_file(Path.cwd()))
@@ -282,7 +285,7 @@ def target(modmsg_state: RunState) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def transport(target: Target, modmsg_state: RunState) -> Transport:
+def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Config) -> Iterator[Transport]:
     settings = modmsg_state.settings
     made = Transport(
         base_url=target.base_url,
@@ -294,7 +297,17 @@ def transport(target: Target, modmsg_state: RunState) -> Transport:
         rate_limit=settings.rate_limit,
     )
     modmsg_state.redactor = made.redactor
-    return made
+    if settings.record_requests is None:
+        yield made
+        return
+    from modmsg.recording import RequestLog, worker_path
+
+    worker = (getattr(pytestconfig, "workerinput", None) or {}).get("workerid")
+    made.request_log = RequestLog(worker_path(settings.record_requests, worker), made.redactor)
+    try:
+        yield made
+    finally:
+        made.request_log.close()
 
 
 @pytest.fixture(scope="session")
@@ -475,6 +488,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     else:
         outcome, reason = Outcome.ERROR, "unknown failure"
     _count_transport(item, state, outcome, call)
+    if outcome is Outcome.FAIL and failure is not None and exchanges and "Reproduce:" not in failure.get("detail", ""):
+        # The request the test sent last, already redacted: the failure message says how to reproduce it.
+        reproduce = f"Reproduce: {exchanges[-1].curl()}"
+        failure = {**failure, "detail": f"{failure.get('detail', '')}\n{reproduce}".strip()}
+        report.sections.append(("modmsg: reproduce the last request", reproduce))
     keep = EVIDENCE_ON_PASS if outcome is Outcome.PASS else EVIDENCE_ON_FAILURE
     sample = exchanges[:keep] if outcome is Outcome.PASS else exchanges[-keep:]
     record = TestRecord(

@@ -11,9 +11,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from modmsg.recording import RequestLog
 
 BODY_CAP = 16_384
 REDACTED = "[REDACTED]"
@@ -241,6 +244,8 @@ class Transport:
     rate_limited: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     sleep: Callable[[float], None] = time.sleep
     """How back-off waits (injectable, so tests of the retry schedule do not sleep)."""
+    request_log: RequestLog | None = None
+    """``--record-requests``: every attempt is also written, redacted, to this log (for ``bench/``'s replay)."""
 
     def __post_init__(self) -> None:
         secrets = [self.api_key or ""] + [v for k, v in self.headers if k.lower() in self.secret_headers]
@@ -347,6 +352,8 @@ class Transport:
         elapsed: float,
         error: str | None = None,
     ) -> None:
+        if self.request_log is not None:
+            self.request_log.write(prepared, response, elapsed, error)
         redact = self.redactor
         request_body, _ = _body_text(prepared.body)
         response_body, size = _body_text(response.content if response is not None else None)

@@ -1,0 +1,117 @@
+"""Measuring one run: wall and CPU time and peak memory of a child process, and requests counted at the server."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modmsg.mutation import subprocess_env
+from modmsg.variants import Variant
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """One child process: wall seconds, CPU seconds (user + system), peak resident memory, exit code, output."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    exit_code: int
+    output: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "exit_code": self.exit_code,
+        }
+
+
+def run_child(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 1800.0) -> RunStats:
+    """Run ``argv``; its own rusage (``wait4``) gives CPU time and peak RSS, unaffected by other children."""
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.01)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read()
+    peak = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return RunStats(seconds, usage.ru_utime + usage.ru_stime, peak, process.returncode, output)
+
+
+def pytest_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without MODMSG_* settings (``modmsg.mutation.subprocess_env``), plus ``extra``."""
+    return subprocess_env(extra)
+
+
+class CountRequests:
+    """Pure ASGI middleware: appends ``(method, path)`` of every HTTP request to ``into`` (outermost, so it also
+    counts what a variant's own middleware answers)."""
+
+    def __init__(self, app: ASGIApp, *, into: list[tuple[str, str]]) -> None:
+        self.app = app
+        self._into = into
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self._into.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+
+def counted(variant: Variant) -> tuple[Variant, list[tuple[str, str]]]:
+    """``variant`` with a request counter in front; the list fills as the server is used."""
+    seen: list[tuple[str, str]] = []
+    return replace(variant, middleware=(Middleware(CountRequests, into=seen), *variant.middleware)), seen
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "processor": _cpu_model() or platform.machine(),
+    }
+    try:
+        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None

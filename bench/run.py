@@ -1,0 +1,842 @@
+"""``make bench`` (``python -m bench.run``): every performance figure of the suite, each a ratio within one run.
+
+1. Efficiency: the default full run against the bundled reference server (``pytest suites``, recorded with
+   ``--record-requests``) against the replay of exactly its requests with a bare ``requests`` loop (the floor),
+   in alternating rounds; requests per run and per requirement.
+2. The stock Schemathesis CLI (``modmsg.mutation.run_stock``) and our suite against the same counted reference
+   server: time and requests; with the mutation scores of ``make mutation``, defects caught per 100 requests.
+3. The smoke selection against the reference and every variant: requests (< 100) and variants caught (>= 80 %).
+4. Scaling: time and peak memory at ``--max-examples`` 100 and 1,000 (10,000 with ``--full``, else
+   extrapolated); the ``--workers 2`` speed-up.
+5. Where the time goes (py-spy, or pyinstrument), and what would close the gap to the floor.
+
+It prints everything and writes ``reports/bench.json``, ``bench/RESULTS.md`` and the README's performance block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.measure import RunStats, clean_env, counted, machine, pytest_argv, run_child
+from bench.probe import ENV as PROBE_ENV
+from bench.profile import (
+    CLIENT,
+    COLLECTION,
+    DRAWING,
+    EXIT_GC,
+    OTHER,
+    REPORTS,
+    STARTUP,
+    WAIT,
+    Profile,
+    profile_run,
+)
+from bench.replay import ReplayResult, compile_templates, defined_ids, load, replay
+from bench.smoke import BUDGET, SmokeResult, smoke_all
+from modmsg.mutation import REFERENCE, QuietInvalidRequests, fresh_key, run_stock, run_suite
+from modmsg.paths import REPO_DIR
+from modmsg.reference import start_server
+from modmsg.variants import VARIANTS
+
+RESULTS_MD = REPO_DIR / "bench" / "RESULTS.md"
+README = REPO_DIR / "README.md"
+README_BEGIN = "<!-- bench:begin (written by `make bench`; do not edit) -->"
+README_END = "<!-- bench:end -->"
+GOAL = 3.0
+ROUNDS = 3
+SCALES = (100, 1000, 10000)
+MODULE_FIXTURE = 20
+"""A test whose setup sends at least this many requests is carrying a module-scoped fixture."""
+REDRAWN = ("test_generated_requests_get_documented_responses", "test_no_generated_request_gets_a_server_error")
+"""Generated tests that draw the same two distributions (positive, negative) again only to apply one more judge."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. Efficiency against the replay floor
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    suite: RunStats
+    session_seconds: float
+    """What pytest itself reports (configure to finish); the rest of ``suite.seconds`` is interpreter start-up."""
+    requests: int
+    floor: ReplayResult
+    floor_cpu: float
+    recording: Path
+    report_dir: Path
+
+    @property
+    def ratio(self) -> float:
+        return self.suite.seconds / self.floor.seconds
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.suite.cpu_seconds / self.floor_cpu
+
+
+def efficiency_round(work: Path, index: int, *extra: str) -> Round:
+    """One default run (recorded), then the replay of its requests against a fresh reference server."""
+    recording = work / f"round-{index}.jsonl"
+    report_dir = work / f"round-{index}"
+    argv = pytest_argv("--report-dir", str(report_dir), "--record-requests", str(recording), *extra)
+    stats = run_child(argv, cwd=REPO_DIR, env=clean_env())
+    if stats.exit_code != 0:
+        raise SystemExit(
+            f"bench: the default run failed on the reference server (exit {stats.exit_code}):\n"
+            + "\n".join(stats.output.splitlines()[-30:])
+        )
+    results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+    records = load(recording)
+    api_key = fresh_key()
+    templates = compile_templates(records, api_key)
+    server = start_server(api_key=api_key)
+    try:
+        origin = server.base_url.rsplit("/v1", 1)[0]
+        cpu = time.process_time()
+        floor = replay(templates, origin, defined_ids(records))
+        floor_cpu = time.process_time() - cpu
+    finally:
+        server.stop()
+    return Round(stats, results["meta"]["duration"], len(records), floor, floor_cpu, recording, report_dir)
+
+
+def median_round(rounds: Sequence[Round]) -> Round:
+    return sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+
+
+def tests_and_requirements(results_json: Path) -> tuple[dict[str, tuple[str, ...]], dict[str, float], list[str]]:
+    """nodeid -> requirement ids, nodeid -> call duration, and the requirements the run judged."""
+    data = json.loads(results_json.read_text(encoding="utf-8"))
+    reqs: dict[str, tuple[str, ...]] = {}
+    durations: dict[str, float] = {}
+    judged = []
+    for requirement in data["requirements"]:
+        if requirement["outcome"] not in ("SKIP",):
+            judged.append(requirement["id"])
+        for test in requirement.get("tests") or ():
+            reqs[test["nodeid"]] = tuple(test["reqs"])
+            durations[test["nodeid"]] = float(test.get("duration") or 0.0)
+    return reqs, durations, judged
+
+
+def requests_by_test(recording: Path) -> tuple[Counter[str], int]:
+    """Requests per test node id (setup, body and teardown), and the session's end-of-run cleanup apart."""
+    per_test, _, cleanup = _requests_by_phase(recording)
+    return per_test, cleanup
+
+
+def _requests_by_phase(recording: Path) -> tuple[Counter[str], Counter[str], int]:
+    per_test: Counter[str] = Counter()
+    setup: Counter[str] = Counter()
+    cleanup = 0
+    for record in load(recording):
+        nodeid, _, phase = record.test.rpartition(" (")
+        path = record.target.split("/v1/", 1)[-1]
+        if phase.startswith("teardown") and record.method == "DELETE" and path.count("/") == 1:
+            cleanup += 1
+            continue
+        per_test[nodeid] += 1
+        if phase.startswith("setup"):
+            setup[nodeid] += 1
+    return per_test, setup, cleanup
+
+
+def requests_per_requirement(recording: Path, results_json: Path) -> dict[str, Any]:
+    """Each test's requests split evenly over the requirements it checks; the end-of-session cleanup apart.
+
+    A module-scoped fixture (a setup that sends ``MODULE_FIXTURE`` requests or more, e.g. the error scenario
+    table) is charged to the first test that uses it; its requests are shared out evenly over that test and the
+    tests of its module that sent nothing themselves (the ones that read what the fixture got).
+    """
+    reqs, _, judged = tests_and_requirements(results_json)
+    per_test, setup, cleanup = _requests_by_phase(recording)
+    shares: dict[str, float] = {nodeid: float(count) for nodeid, count in per_test.items()}
+    for carrier, fixture in setup.items():
+        if fixture < MODULE_FIXTURE:
+            continue
+        module = carrier.split("::")[0]
+        sharers = [n for n in reqs if n.split("::")[0] == module and n != carrier and not per_test.get(n)]
+        shares[carrier] -= fixture
+        for nodeid in (carrier, *sharers):
+            shares[nodeid] = shares.get(nodeid, 0.0) + fixture / (len(sharers) + 1)
+    per_req: dict[str, float] = defaultdict(float)
+    unattributed = 0.0
+    for nodeid, count in shares.items():
+        ids = reqs.get(nodeid)
+        if not ids:
+            unattributed += count
+            continue
+        for req in ids:
+            per_req[req] += count / len(ids)
+    total = sum(per_test.values()) + cleanup
+    return {
+        "total": total,
+        "cleanup": cleanup,
+        "unattributed": round(unattributed),
+        "judged": len(judged),
+        "per_requirement": {req: round(per_req.get(req, 0.0), 1) for req in sorted(judged)},
+        "mean_per_requirement": round(total / len(judged), 1) if judged else 0.0,
+        "median_per_requirement": round(statistics.median(per_req.get(r, 0.0) for r in judged), 1) if judged else 0,
+    }
+
+
+def redrawn_share(round_: Round) -> dict[str, float] | None:
+    """Time and requests of the generated tests that redraw the same distributions (see ``REDRAWN``)."""
+    _, durations, _ = tests_and_requirements(round_.report_dir / "results.json")
+    per_test, _ = requests_by_test(round_.recording)
+    chosen = [nodeid for nodeid in durations if any(f"::{name}" in nodeid for name in REDRAWN)]
+    if not chosen:
+        return None
+    seconds = sum(durations[n] for n in chosen)
+    requests = sum(per_test.get(n, 0) for n in chosen)
+    generated = [n for n in durations if "test_generated.py" in n]
+    return {
+        "tests": len(chosen),
+        "seconds": round(seconds, 2),
+        "requests": requests,
+        "generated_seconds": round(sum(durations[n] for n in generated), 2),
+        "generated_requests": sum(per_test.get(n, 0) for n in generated),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. The stock Schemathesis CLI beside ours, on the same counted target
+# ---------------------------------------------------------------------------------------------------------
+
+
+def ours_on_counted_reference(work: Path) -> dict[str, Any]:
+    server_variant, seen = counted(REFERENCE)
+    api_key = fresh_key()
+    with server_variant.start(api_key) as server:
+        outcome = run_suite(server.base_url, api_key, work / "ours-counted", name="reference")
+    if outcome.failed or outcome.errored:
+        raise SystemExit(f"bench: our suite did not pass the reference: {outcome.describe()}")
+    return {"seconds": round(outcome.seconds, 2), "requests": len(seen)}
+
+
+def stock_on_counted_reference(work: Path) -> dict[str, Any]:
+    server_variant, seen = counted(REFERENCE)
+    outcome = run_stock(server_variant, work / "stock")
+    setup = 2  # run_stock's live_message: createThread and createMessage, before the tool starts
+    return {
+        "seconds": round(outcome.seconds, 2),
+        "requests": len(seen) - setup,
+        "exit_code": outcome.exit_code,
+        "findings": list(outcome.findings),
+    }
+
+
+def mutation_scores(report_dir: Path, rerun: bool, allow_run: bool) -> dict[str, Any] | None:
+    """The scores of ``make mutation`` (reports/mutation.json); re-run when missing or stale (other variants)."""
+    path = report_dir / "mutation.json"
+    names = sorted(v.name for v in VARIANTS)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    stale = data is None or sorted(row["variant"] for row in data.get("variants", [])) != names
+    if (rerun or stale) and allow_run:
+        say(f"running `make mutation` ({'forced' if rerun else 'reports/mutation.json is missing or stale'}) ...")
+        from modmsg import mutation
+
+        mutation.main(["--report-dir", str(report_dir)])
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        stale = data is None
+    if data is None:
+        return None
+    stock = data.get("stock") or {}
+    return {
+        "date": data.get("date"),
+        "variants": len(data.get("variants", [])),
+        "stale": stale,
+        "ours": data["score"]["all"],
+        "stock": (stock.get("score") or {}).get("all"),
+    }
+
+
+def per_100(caught: int | None, requests: int) -> float | None:
+    return None if caught is None or not requests else round(100 * caught / requests, 2)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 4. Scaling and workers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def scaled_run(work: Path, examples: int) -> dict[str, Any]:
+    """One default run at ``--max-examples examples``: time, requests, and memory (peak and between tests)."""
+    recording = work / f"scale-{examples}.jsonl"
+    probe_out = work / f"scale-{examples}.probe.json"
+    argv = pytest_argv(
+        "--report-dir", str(work / f"scale-{examples}"), "--max-examples", str(examples),
+        "--record-requests", str(recording), "-p", "bench.probe",
+    )  # fmt: skip
+    stats = run_child(argv, cwd=REPO_DIR, env=clean_env(**{PROBE_ENV: str(probe_out)}), timeout=4 * 3600)
+    requests = sum(1 for line in recording.open(encoding="utf-8") if line.strip()) if recording.is_file() else 0
+    recording.unlink(missing_ok=True)
+    probed = json.loads(probe_out.read_text(encoding="utf-8")) if probe_out.is_file() else {}
+    return {
+        "max_examples": examples,
+        "requests": requests,
+        **stats.as_dict(),
+        "rss_after_first_tests_mb": probed.get("rss_after_first_tenth_of_tests_mb"),
+        "rss_after_last_test_mb": probed.get("rss_after_last_test_mb"),
+        "gc_seconds": probed.get("gc_total_seconds"),
+        "measured": True,
+    }
+
+
+def scaling(work: Path, full: bool) -> dict[str, Any]:
+    """Time, requests and memory at --max-examples 100 and 1,000; 10,000 measured with ``full``, else the time
+    extrapolated on the line through the first two (memory is not extrapolated: it need not be linear)."""
+    rows = [scaled_run(work, 100), scaled_run(work, 1000)]
+    (x0, t0, n0), (x1, t1, n1) = ((r["max_examples"], r["seconds"], r["requests"]) for r in rows)
+    slope = (t1 - t0) / (x1 - x0)
+    predicted = t0 + slope * (10000 - x0)
+    if full:
+        rows.append(scaled_run(work, 10000))
+    else:
+        rows.append(
+            {
+                "max_examples": 10000,
+                "requests": round(n0 + (n1 - n0) * (10000 - x0) / (x1 - x0)),
+                "seconds": round(predicted, 1),
+                "measured": False,
+            }
+        )
+    return {
+        "rows": rows,
+        "seconds_per_1000_examples": round(1000 * slope, 2),
+        "requests_per_second": [round(r["requests"] / r["seconds"], 1) for r in rows if r["measured"]],
+        "linearity_10000": round(rows[2]["seconds"] / predicted, 3) if rows[2]["measured"] else None,
+    }
+
+
+def workers_speedup(work: Path, rounds: int = 2) -> dict[str, Any]:
+    """``modmsg run`` with one worker and with ``--workers 2``, alternating; medians of wall and CPU time."""
+    modmsg = str(Path(sys.executable).with_name("modmsg"))
+    runs: dict[int, list[RunStats]] = {1: [], 2: []}
+    for index in range(rounds):
+        for workers in (1, 2):
+            argv = [modmsg, "run", "--report-dir", str(work / f"workers-{workers}-{index}")]
+            argv += ["--workers", "2"] if workers == 2 else []
+            stats = run_child(argv, cwd=REPO_DIR, env=clean_env())
+            if stats.exit_code != 0:
+                raise SystemExit(f"bench: `modmsg run --workers {workers}` failed:\n{stats.output[-2000:]}")
+            runs[workers].append(stats)
+    one = statistics.median(s.seconds for s in runs[1])
+    two = statistics.median(s.seconds for s in runs[2])
+    return {
+        "rounds": rounds,
+        "seconds_1": round(one, 2),
+        "seconds_2": round(two, 2),
+        "cpu_seconds_1": round(statistics.median(s.cpu_seconds for s in runs[1]), 2),
+        "cpu_seconds_2": round(statistics.median(s.cpu_seconds for s in runs[2]), 2),
+        "speedup": round(one / two, 2),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------------------
+
+
+def scaling_lines(scale: dict[str, Any]) -> list[str]:
+    rows = scale["rows"]
+    lines = []
+    for row in rows:
+        if row["measured"]:
+            lines.append(
+                f"N={row['max_examples']:>6,}: {row['seconds']:7.1f} s  {row['requests']:>7,} requests "
+                f"({row['requests'] / row['seconds']:.0f}/s)  peak {row['peak_rss_mb']:.0f} MB; between tests "
+                f"{row.get('rss_after_first_tests_mb') or 0:.0f} -> {row.get('rss_after_last_test_mb') or 0:.0f} MB; "
+                f"GC {row.get('gc_seconds') or 0:.1f} s"
+            )
+        else:
+            lines.append(
+                f"N={row['max_examples']:>6,}: {row['seconds']:7.0f} s  {row['requests']:>7,} requests "
+                "(extrapolated on the line through 100 and 1,000; `make bench ARGS=--full` measures it)"
+            )
+    measured = [row for row in rows if row["measured"]]
+    lines.append(
+        f"time: {scale['seconds_per_1000_examples']} s per 1,000 more examples"
+        + (
+            f"; the 10,000 run took {scale['linearity_10000']}x the straight-line prediction"
+            if scale["linearity_10000"]
+            else ""
+        )
+    )
+    first, last = measured[0], measured[-1]
+    grows = last["peak_rss_mb"] > 1.2 * first["peak_rss_mb"]
+    lines.append(
+        f"memory: peak {first['peak_rss_mb']:.0f} MB at {first['max_examples']:,}, {last['peak_rss_mb']:.0f} MB at "
+        f"{last['max_examples']:,} ({'grows' if grows else 'flat'}); after the last test "
+        f"{first.get('rss_after_last_test_mb') or 0:.0f} -> {last.get('rss_after_last_test_mb') or 0:.0f} MB"
+    )
+    return lines
+
+
+def workers_line(workers: dict[str, Any]) -> str:
+    return (
+        f"`modmsg run --workers 2`: {workers['seconds_2']:.1f} s against {workers['seconds_1']:.1f} s with one "
+        f"worker: {workers['speedup']:.2f}x speed-up (CPU {workers['cpu_seconds_2']:.1f} s against "
+        f"{workers['cpu_seconds_1']:.1f} s; median of {workers['rounds']} alternating pairs)"
+    )
+
+
+def closing_note(data: dict[str, Any]) -> list[str]:
+    """Where the time goes and what would close the gap: numbers from this run's profile, probe and recording."""
+    eff, profile = data["efficiency"], data.get("profile") or {}
+    wall, floor, requests = eff["suite_seconds"], eff["floor_seconds"], eff["requests"]
+    shares: dict[str, float] = profile.get("shares", {})
+
+    def seconds(*names: str) -> float:
+        return sum(shares.get(name, 0.0) for name in names) * wall
+
+    verdict = "meets" if eff["ratio"] <= GOAL else "misses"
+    lines = [
+        f"The default run takes {wall:.1f} s where a bare loop sends the same {requests} requests in {floor:.1f} s: "
+        f"{eff['ratio']:.1f}x, which {verdict} the {GOAL:.0f}x goal."
+    ]
+    http = seconds(WAIT, CLIENT)
+    lines.append(
+        f"Drawing the generated cases (Hypothesis' engine and Schemathesis' strategies) is the largest part: "
+        f"{seconds(DRAWING):.1f} s. Sending the requests costs {http:.1f} s inside the suite against {floor:.1f} s "
+        "in the bare loop: the same client and server, slowed by a process whose heap is much larger (garbage "
+        "collection) and whose main thread competes for the GIL with the in-process server. Fixed costs: "
+        f"start-up {seconds(STARTUP):.1f} s, interpreter start and exit {seconds(OTHER):.1f} s, collection, "
+        f"reports and pytest's own end-of-session garbage collection {seconds(COLLECTION, REPORTS, EXIT_GC):.1f} s."
+    )
+    probe = profile.get("probe")
+    gc_full = 0.0
+    if probe:
+        full, full_seconds = probe["gc_collections"][2], probe["gc_seconds"][2]
+        gc_full = full_seconds * wall / profile["seconds"]  # the profiled run is slower: scale to this one
+        lines.append(
+            f"Garbage collection: {probe['gc_total_seconds']:.1f} s of the profiled run ({profile['seconds']:.1f} s), "
+            f"{full_seconds:.1f} s of it in {full} full collections of a heap of {probe['objects_tracked_at_end']:,} "
+            f"objects ({1000 * full_seconds / max(full, 1):.0f} ms each). A bare loop has no such heap."
+        )
+    levers = []
+    redrawn = eff.get("redrawn")
+    saved, saved_floor = 0.0, 0.0
+    if redrawn:
+        saved, saved_floor = redrawn["seconds"], floor * redrawn["requests"] / requests
+        levers.append(
+            f"One stream per generation mode. {redrawn['tests']} of the generated tests ({redrawn['seconds']:.1f} s, "
+            f"{redrawn['requests']} requests) draw the positive and negative distributions a second and third time "
+            "only to apply one more judge (MM-GEN-03, MM-ERR-08). Judging every drawn case for all four generated "
+            "requirements in one positive and one negative stream (modmsg/generated.py, suites/test_generated.py; "
+            "typed failures already carry their requirement) removes them: about "
+            f"{(wall - saved) / (floor - saved_floor):.1f}x on its own."
+        )
+    if gc_full:
+        levers.append(
+            f"Less heap to scan: `gc.freeze()` once collection is done (the imported modules and the loaded spec are "
+            "never garbage), and dropping each test's recorder once its evidence sample is taken (today every "
+            "test's last 256 exchanges stay reachable from its pytest item until the session ends), saving most "
+            f"of the ~{gc_full:.1f} s of full collections."
+        )
+    exit_gc = seconds(EXIT_GC)
+    if exit_gc:
+        levers.append(
+            f"pytest's unraisable-exception plugin runs gc.collect() repeatedly at the end ({exit_gc:.1f} s); "
+            "`-p no:unraisableexception` in the default run skips it."
+        )
+    if levers:
+        together = (wall - saved - gc_full - exit_gc) / (floor - saved_floor)
+        lines.append("What would close the gap:")
+        lines += [f"{index}. {text}" for index, text in enumerate(levers, 1)]
+        lines.append(
+            f"All of them together: about {together:.1f}x. "
+            + (
+                f"The rest ({seconds(DRAWING) * (1 - saved / max(wall, 1e-9)):.1f} s of drawing, start-up and exit) "
+                "is the price of generating cases at all: below "
+                f"{GOAL:.0f}x only with fewer draws per request, e.g. a corpus drawn once and replayed by --seed."
+                if together > GOAL
+                else f"That reaches the {GOAL:.0f}x goal."
+            )
+        )
+    return lines
+
+
+def render_console(data: dict[str, Any]) -> list[str]:
+    eff, out = data["efficiency"], []
+    out.append("1. Suite efficiency (default full run vs bare `requests` replay of the same requests)")
+    for index, round_ in enumerate(eff["rounds"], 1):
+        out.append(
+            f"   round {index}: suite {round_['suite_seconds']:.2f} s "
+            f"(pytest session {round_['session_seconds']:.2f} s), floor {round_['floor_seconds']:.2f} s "
+            f"-> {round_['ratio']:.2f}x wall, {round_['cpu_ratio']:.2f}x CPU"
+        )
+    out.append(
+        f"   suite {eff['suite_seconds']:.2f} s, floor {eff['floor_seconds']:.2f} s "
+        f"({eff['floor_ms_per_request']:.2f} ms/request): ratio {eff['ratio']:.2f}x (goal <= {GOAL:.0f}x: "
+        f"{'met' if eff['ratio'] <= GOAL else 'NOT met'}); CPU ratio {eff['cpu_ratio']:.2f}x"
+    )
+    per = eff["per_requirement"]
+    out.append(
+        f"   requests per run: {eff['requests']} ({per['cleanup']} of them end-of-run cleanup); per requirement: "
+        f"mean {per['mean_per_requirement']} over {per['judged']} judged, median {per['median_per_requirement']}"
+    )
+    items = [f"{req} {count:g}" for req, count in per["per_requirement"].items()]
+    for start in range(0, len(items), 6):
+        out.append("     " + "   ".join(f"{item:<16}" for item in items[start : start + 6]).rstrip())
+    stock = data["stock"]
+    out.append("2. Against the stock Schemathesis CLI (same spec, same counted reference server)")
+    out.append(
+        f"   ours : {stock['ours']['seconds']:.1f} s, {stock['ours']['requests']} requests; "
+        f"stock `st run --checks all`: {stock['stock']['seconds']:.1f} s, {stock['stock']['requests']} requests "
+        f"(exit {stock['stock']['exit_code']} on the correct server: {', '.join(stock['stock']['findings']) or '-'})"
+    )
+    out.append(f"   time ours/stock {stock['time_ratio']:.1f}x, requests ours/stock {stock['request_ratio']:.1f}x")
+    mutation = stock.get("mutation")
+    if mutation:
+        ours, theirs = mutation["ours"], mutation["stock"] or {}
+        out.append(
+            f"   mutation ({mutation['variants']} variants, reports/mutation.json of {mutation['date']}"
+            f"{', STALE' if mutation['stale'] else ''}): ours {ours['caught']}/{ours['total']}, "
+            f"stock {theirs.get('caught', '?')}/{theirs.get('total', '?')}"
+        )
+        out.append(
+            f"   defects caught per 100 requests: ours {stock['ours_per_100']}, stock {stock['stock_per_100']}, "
+            f"smoke {data['smoke']['per_100']}"
+        )
+    else:
+        out.append("   mutation scores: none (run `make mutation`)")
+    smoke = data["smoke"]
+    out.append(f"3. Smoke selection: `{smoke['command']}` ({smoke['tests']} tests)")
+    out.append(
+        f"   {smoke['requests_reference']} requests on the reference (max {smoke['requests_max_over_variants']} on a "
+        f"variant; budget < {BUDGET}), catches {smoke['score']['caught']}/{smoke['score']['total']} variants "
+        f"({smoke['score']['percent']:.0f} %; goal >= 80 %); missed: {', '.join(smoke['missed']) or '-'}"
+    )
+    scale = data["scaling"]
+    out.append("4. Scaling (default run at --max-examples N)")
+    out += [f"   {line}" for line in scaling_lines(scale)]
+    workers = data["workers"]
+    out.append(f"   {workers_line(workers)}")
+    out.append("5. Where the time goes")
+    out += [f"   {line}" for line in closing_note(data)]
+    return out
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    eff, stock, smoke, scale, workers = (
+        data["efficiency"], data["stock"], data["smoke"], data["scaling"], data["workers"]
+    )  # fmt: skip
+    m = data["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "<!-- written by `make bench` (bench/run.py); do not edit by hand -->",
+        "",
+        f"Measured {data['date']} on {m['processor']}, {m['cpus']} cores, {m.get('memory_gb', '?')} GB, "
+        f"{m['platform']}, Python {m['python']} (load average at start {m.get('load_average_at_start', '?')}). "
+        f"`make bench` took {data['seconds']:.0f} s. Every figure is a ratio of two measurements taken in the same "
+        "run, so the noise of a shared machine cancels.",
+        "",
+        "## 1. Suite efficiency",
+        "",
+        "The default full run (`pytest suites`, bundled reference server, `--max-examples 100`) against the replay "
+        "of exactly the requests it sent (`--record-requests`) by a bare `requests.Session` loop against a fresh "
+        "reference server in the same kind of process: the physical floor for this client on this machine.",
+        "",
+        "| round | suite wall | pytest session | floor (replay) | ratio (wall) | ratio (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, r in enumerate(eff["rounds"], 1):
+        lines.append(
+            f"| {index} | {r['suite_seconds']:.2f} s | {r['session_seconds']:.2f} s | {r['floor_seconds']:.2f} s | "
+            f"{r['ratio']:.2f}x | {r['cpu_ratio']:.2f}x |"
+        )
+    per = eff["per_requirement"]
+    lines += [
+        "",
+        f"**Ratio {eff['ratio']:.2f}x** (median round; goal <= {GOAL:.0f}x: "
+        f"{'met' if eff['ratio'] <= GOAL else 'not met'}). {eff['requests']} requests per run "
+        f"({eff['floor_ms_per_request']:.2f} ms each at the floor), {per['cleanup']} of them the end-of-run cleanup; "
+        f"{per['mean_per_requirement']} per judged requirement on average ({per['judged']} judged), median "
+        f"{per['median_per_requirement']}.",
+        "",
+        "Requests per requirement (each test's requests split evenly over the requirements it checks; a module "
+        "fixture's requests, e.g. the error scenario table, shared out over the tests that read it):",
+        "",
+        "| requirement | requests | requirement | requests | requirement | requests |",
+        "|---|---|---|---|---|---|",
+    ]
+    items = list(per["per_requirement"].items())
+    for start in range(0, len(items), 3):
+        cells = [f"{req} | {count:g}" for req, count in items[start : start + 3]]
+        cells += [" | "] * (3 - len(cells))
+        lines.append("| " + " | ".join(cells) + " |")
+    mutation = stock.get("mutation") or {}
+    ours_score, stock_score = mutation.get("ours") or {}, mutation.get("stock") or {}
+    lines += [
+        "",
+        "## 2. Against the stock Schemathesis CLI",
+        "",
+        "Both against the same reference server with a request counter in front. Stock: "
+        "`st run spec/modify-message.openapi.yaml --checks all --include-operation-id modifyMessage --max-examples "
+        "100 --seed 1` with the path pinned to a live message (`modmsg.mutation.run_stock`). Mutation scores from "
+        f"`make mutation` ({mutation.get('variants', '?')} variants, {mutation.get('date', 'not run')}"
+        f"{', stale' if mutation.get('stale') else ''}).",
+        "",
+        "| | wall time | requests | variants caught | defects caught per 100 requests |",
+        "|---|---|---|---|---|",
+        f"| modmsg (default run) | {stock['ours']['seconds']:.1f} s | {stock['ours']['requests']} | "
+        f"{ours_score.get('caught', '?')}/{ours_score.get('total', '?')} | {stock['ours_per_100']} |",
+        f"| stock Schemathesis | {stock['stock']['seconds']:.1f} s | {stock['stock']['requests']} | "
+        f"{stock_score.get('caught', '?')}/{stock_score.get('total', '?')} | {stock['stock_per_100']} |",
+        f"| modmsg smoke | - | {smoke['requests_reference']} | {smoke['score']['caught']}/{smoke['score']['total']} "
+        f"| {smoke['per_100']} |",
+        "",
+        f"Ours takes {stock['time_ratio']:.1f}x the time and {stock['request_ratio']:.1f}x the requests of the stock "
+        f"tool. The stock tool exits {stock['stock']['exit_code']} on the *correct* server "
+        f"({', '.join(stock['stock']['findings']) or 'no findings'}), so its catches count only with the "
+        "reference's own findings accepted as a baseline (see docs/variants.md).",
+        "",
+        "## 3. Smoke selection",
+        "",
+        f"`{smoke['command']}` ({smoke['tests']} tests marked `@pytest.mark.smoke`): "
+        f"**{smoke['requests_reference']} requests** against the reference (the probe of a `--base-url` run, every "
+        f"sibling call and the cleanup included; at most {smoke['requests_max_over_variants']} on a variant), "
+        f"**{smoke['score']['caught']}/{smoke['score']['total']} variants caught ({smoke['score']['percent']:.0f} %)**."
+        f" Missed: {', '.join(smoke['missed']) or 'none'}. The selection was chosen by `python -m bench.smoke_select`"
+        " (greedy cover of the variants per request, counting only catches that hold for every seed tried).",
+        "",
+        "## 4. Scaling",
+        "",
+        "| --max-examples | wall time | requests | requests/s | peak memory | memory after the first tests "
+        "| memory after the last test | GC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in scale["rows"]:
+        if row["measured"]:
+            lines.append(
+                f"| {row['max_examples']:,} | {row['seconds']:.1f} s | {row['requests']:,} | "
+                f"{row['requests'] / row['seconds']:.0f} | {row['peak_rss_mb']:.0f} MB | "
+                f"{row.get('rss_after_first_tests_mb') or 0:.0f} MB | {row.get('rss_after_last_test_mb') or 0:.0f} MB "
+                f"| {row.get('gc_seconds') or 0:.1f} s |"
+            )
+        else:
+            lines.append(
+                f"| {row['max_examples']:,} | {row['seconds']:.0f} s (extrapolated) | {row['requests']:,} "
+                "(extrapolated) | | not measured | | | |"
+            )
+    lines += ["", *scaling_lines(scale)[len(scale["rows"]) :], "", workers_line(workers), ""]
+    lines += [
+        "## 5. Where the time goes",
+        "",
+    ]
+    profile = data.get("profile")
+    if profile:
+        lines += [
+            f"{profile['tool']} profile of one default run (main thread, {profile['samples']} samples), scaled to the "
+            f"median suite wall time of {eff['suite_seconds']:.1f} s:",
+            "",
+            "| activity | share | seconds |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {100 * share:.1f} % | {share * eff['suite_seconds']:.2f} |"
+            for name, share in profile["shares"].items()
+        ]
+        lines.append("")
+    lines += closing_note(data)
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(data: dict[str, Any]) -> str:
+    eff, stock, smoke, scale, workers = (
+        data["efficiency"], data["stock"], data["smoke"], data["scaling"], data["workers"]
+    )  # fmt: skip
+    m = data["machine"]
+    mutation = stock.get("mutation") or {}
+    rows = {row["max_examples"]: row for row in scale["rows"]}
+    return "\n".join(
+        [
+            f"Measured {data['date'][:10]} on {m['cpus']} cores ({m['processor']}), Python {m['python']}; details "
+            "and the closing note in [bench/RESULTS.md](bench/RESULTS.md).",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| default run vs bare `requests` replay of its {eff['requests']} requests | {eff['suite_seconds']:.1f} s "
+            f"vs {eff['floor_seconds']:.1f} s: **{eff['ratio']:.1f}x** (goal <= {GOAL:.0f}x) |",
+            f"| requests per requirement | {eff['per_requirement']['mean_per_requirement']} on average |",
+            f"| stock Schemathesis CLI, same target | {stock['stock']['seconds']:.1f} s, {stock['stock']['requests']} "
+            f"requests (ours {stock['ours']['seconds']:.1f} s, {stock['ours']['requests']}) |",
+            f"| variants caught, ours / stock | {(mutation.get('ours') or {}).get('caught', '?')} / "
+            f"{(mutation.get('stock') or {}).get('caught', '?')} of {mutation.get('variants', '?')}; per 100 "
+            f"requests {stock['ours_per_100']} / {stock['stock_per_100']} |",
+            f"| smoke selection | {smoke['requests_reference']} requests, {smoke['score']['caught']}/"
+            f"{smoke['score']['total']} variants ({smoke['score']['percent']:.0f} %) |",
+            f"| --max-examples 100 / 1,000 | {rows[100]['seconds']:.0f} s / {rows[1000]['seconds']:.0f} s; peak memory "
+            f"{rows[100]['peak_rss_mb']:.0f} MB / {rows[1000]['peak_rss_mb']:.0f} MB |",
+            f"| --max-examples 10,000 | {rows[10000]['seconds']:.0f} s"
+            + (
+                f", peak {rows[10000]['peak_rss_mb']:.0f} MB |"
+                if rows[10000]["measured"]
+                else " (extrapolated; memory not measured) |"
+            ),
+            f"| `--workers 2` speed-up | {workers['speedup']:.2f}x ({workers['seconds_1']:.1f} s -> "
+            f"{workers['seconds_2']:.1f} s) |",
+        ]
+    )
+
+
+def write_readme(block: str) -> bool:
+    text = README.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    README.write_text(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}", encoding="utf-8")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--report-dir", type=Path, default=REPO_DIR / "reports")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="suite/replay rounds (default 3)")
+    parser.add_argument("--full", action="store_true", help="also measure --max-examples 10,000 (slow)")
+    parser.add_argument("--workers", type=int, default=2, help="servers measured in parallel for the smoke")
+    parser.add_argument("--mutation", action="store_true", help="re-run `make mutation` for the scores")
+    parser.add_argument("--no-mutation", action="store_true", help="never run `make mutation` (use what exists)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and README alone")
+    parser.add_argument("--render", type=Path, metavar="BENCH_JSON", help="measure nothing: re-render a bench.json")
+    return parser
+
+
+def timed(label: str, step: Callable[[], Any]) -> Any:
+    say(f"[bench] {label} ...")
+    started = time.perf_counter()
+    result = step()
+    say(f"[bench] {label}: {time.perf_counter() - started:.0f} s")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.render:
+        return publish(json.loads(args.render.read_text(encoding="utf-8")), args, report=None)
+    logging.getLogger("uvicorn.error").addFilter(QuietInvalidRequests())  # the stock tool's unparseable requests
+    started = time.perf_counter()
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="modmsg-bench-") as tmp:
+        work = Path(tmp)
+        rounds = [timed(f"efficiency round {i + 1}/{args.rounds}", lambda i=i: efficiency_round(work, i))
+                  for i in range(args.rounds)]  # fmt: skip
+        middle = median_round(rounds)
+        probe_out = work / "probe.json"
+        profile: Profile = timed(
+            "profile of one default run",
+            lambda: profile_run(
+                [*pytest_argv("--report-dir", str(work / "profiled"), "-p", "bench.probe")[1:]],
+                REPO_DIR,
+                clean_env(**{PROBE_ENV: str(probe_out)}),
+            ),
+        )
+        probed = json.loads(probe_out.read_text(encoding="utf-8")) if probe_out.is_file() else None
+        ours = timed("our suite on a counted reference server", lambda: ours_on_counted_reference(work))
+        stock = timed("stock Schemathesis on a counted reference server", lambda: stock_on_counted_reference(work))
+        mutation = mutation_scores(args.report_dir, args.mutation, allow_run=not args.no_mutation)
+        smoke: SmokeResult = timed(
+            f"smoke selection against the reference and {len(VARIANTS)} variants",
+            lambda: smoke_all(VARIANTS, work / "smoke", workers=args.workers),
+        )
+        scale = timed("scaling (--max-examples 1,000" + (" and 10,000)" if args.full else ")"),
+                      lambda: scaling(work, args.full))  # fmt: skip
+        workers = timed("--workers 2 against one worker", lambda: workers_speedup(work))
+        smoke_data = smoke.as_dict()
+        smoke_data["per_100"] = per_100(smoke.score.caught, smoke.reference.requests)
+        data: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": info,
+            "efficiency": {
+                "rounds": [
+                    {
+                        "suite_seconds": round(r.suite.seconds, 3),
+                        "session_seconds": round(r.session_seconds, 3),
+                        "suite_cpu_seconds": round(r.suite.cpu_seconds, 3),
+                        "floor_seconds": round(r.floor.seconds, 3),
+                        "floor_cpu_seconds": round(r.floor_cpu, 3),
+                        "requests": r.requests,
+                        "replay_status_mismatches": r.floor.mismatches,
+                        "ratio": round(r.ratio, 3),
+                        "cpu_ratio": round(r.cpu_ratio, 3),
+                    }
+                    for r in rounds
+                ],
+                "suite_seconds": round(middle.suite.seconds, 3),
+                "floor_seconds": round(middle.floor.seconds, 3),
+                "floor_ms_per_request": round(middle.floor.per_request_ms, 3),
+                "ratio": round(middle.ratio, 3),
+                "cpu_ratio": round(statistics.median(r.cpu_ratio for r in rounds), 3),
+                "requests": middle.requests,
+                "peak_rss_mb": round(middle.suite.peak_rss_mb, 1),
+                "per_requirement": requests_per_requirement(middle.recording, middle.report_dir / "results.json"),
+                "redrawn": redrawn_share(middle),
+            },
+            "profile": profile.as_dict() | {"probe": probed},
+            "stock": {
+                "ours": ours,
+                "stock": stock,
+                "time_ratio": round(ours["seconds"] / stock["seconds"], 2),
+                "request_ratio": round(ours["requests"] / stock["requests"], 2),
+                "mutation": mutation,
+                "ours_per_100": per_100((mutation or {}).get("ours", {}).get("caught"), ours["requests"]),
+                "stock_per_100": per_100(((mutation or {}).get("stock") or {}).get("caught"), stock["requests"]),
+            },
+            "smoke": smoke_data,
+            "scaling": scale,
+            "workers": workers,
+        }
+    data["seconds"] = round(time.perf_counter() - started, 1)
+    return publish(data, args, report=args.report_dir / "bench.json")
+
+
+def publish(data: dict[str, Any], args: argparse.Namespace, report: Path | None) -> int:
+    """Print every figure; write bench.json (unless re-rendering), RESULTS.md and the README block."""
+    say()
+    for line in render_console(data):
+        say(line)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        say(f"report: {report}")
+    if not args.no_write:
+        RESULTS_MD.write_text(render_markdown(data), encoding="utf-8")
+        say(f"wrote {RESULTS_MD}")
+        if write_readme(readme_block(data)):
+            say(f"updated the performance block of {README}")
+    smoke = data["smoke"]
+    if not (smoke["requests_reference"] < BUDGET and smoke["score"]["percent"] >= 80):
+        say("bench: WARNING: the smoke selection misses its goal (< 100 requests, >= 80 % of the variants)")
+    ok = data["efficiency"]["ratio"] <= GOAL
+    say(f"bench: efficiency {'meets' if ok else 'misses'} the {GOAL:.0f}x goal; see the closing note above")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

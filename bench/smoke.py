@@ -1,0 +1,100 @@
+"""The smoke selection (``pytest suites -m smoke --max-examples 3``) against the reference and every variant.
+
+Each server gets a request counter in front, so the figure is what a target that charges per request would bill:
+the probe, every sibling call, retries and the end-of-session cleanup included. A variant counts as caught as
+``make mutation`` counts it (``modmsg.mutation.build_rows``): the run FAILs a requirement the reference passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.measure import counted
+from modmsg.mutation import REFERENCE, Row, Score, SuiteOutcome, build_rows, fresh_key, run_many, run_suite, score
+from modmsg.requirements import load_catalogue
+from modmsg.variants import Variant
+
+SMOKE_EXAMPLES = 3
+SMOKE_ARGS = ("-m", "smoke", "--max-examples", str(SMOKE_EXAMPLES))
+BUDGET = 100
+"""The smoke must cost fewer requests than this against a correct target."""
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    outcome: SuiteOutcome
+    requests: int
+
+
+def run_smoke(variant: Variant, report_dir: Path, *extra: str) -> SmokeRun:
+    """The smoke selection against ``variant`` behind a request counter (``--base-url``, so the probe counts)."""
+    server_variant, seen = counted(variant)
+    api_key = fresh_key()
+    with server_variant.start(api_key) as server:
+        outcome = run_suite(server.base_url, api_key, report_dir, *SMOKE_ARGS, *extra, name=variant.name)
+    return SmokeRun(outcome, len(seen))
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    reference: SmokeRun
+    variants: dict[str, SmokeRun]
+    rows: list[Row]
+
+    @property
+    def score(self) -> Score:
+        return score(self.rows, lambda row: row.caught)
+
+    @property
+    def max_requests(self) -> int:
+        return max([self.reference.requests, *(run.requests for run in self.variants.values())])
+
+    @property
+    def selected_tests(self) -> int:
+        """Tests the selection ran on the reference, from pytest's closing line."""
+        return _ran(self.reference.outcome.output)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": "pytest suites " + " ".join(SMOKE_ARGS),
+            "tests": self.selected_tests,
+            "requests_reference": self.reference.requests,
+            "requests_max_over_variants": self.max_requests,
+            "reference_failed": list(self.reference.outcome.failed),
+            "score": self.score.as_dict(),
+            "missed": [row.variant for row in self.rows if not row.caught],
+            "errors": {row.variant: list(row.errors) for row in self.rows if row.errors},
+        }
+
+
+def _ran(output: str) -> int:
+    """passed + failed + skipped + errors in pytest's closing line (``18 passed, 1 skipped, 228 deselected``)."""
+    for line in reversed(output.splitlines()):
+        words = line.replace(",", " ").split()
+        if "deselected" in words or "passed" in words:
+            return sum(
+                int(words[i - 1])
+                for i, word in enumerate(words)
+                if word in ("passed", "failed", "skipped", "error", "errors") and i and words[i - 1].isdigit()
+            )
+    return 0
+
+
+def smoke_all(variants: Sequence[Variant], work: Path, *, workers: int = 2, seed: int | None = None) -> SmokeResult:
+    """The smoke against the reference and every variant, ``workers`` at a time."""
+    extra = ("--seed", str(seed)) if seed is not None else ()
+    jobs = [("reference", lambda: run_smoke(REFERENCE, work / "reference", *extra))]
+    jobs += [(v.name, lambda v=v: run_smoke(v, work / v.name, *extra)) for v in variants]
+    done: dict[str, SmokeRun] = run_many(jobs, workers)
+    reference = done.pop("reference")
+    rows = build_rows(
+        variants,
+        {name: run.outcome for name, run in done.items()},
+        reference.outcome,
+        None,
+        load_catalogue(),
+    )
+    return SmokeResult(reference, done, rows)

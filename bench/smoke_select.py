@@ -1,0 +1,198 @@
+"""How the ``smoke`` selection was chosen (run by hand, not by ``make bench``): ``python -m bench.smoke_select``.
+
+1. The whole suite at the smoke's ``--max-examples`` against the reference server, with ``--record-requests``:
+   what each test costs in requests (its setup, body and teardown, plus one end-of-session DELETE per thread it
+   created).
+2. The whole suite at the same setting against every broken variant: which tests FAIL on which variant (a test
+   that also fails on the reference is ignored).
+3. Greedy weighted set cover: take the test that catches the most not-yet-caught variants per request, until the
+   selection catches ``--target`` of them or the next test would break ``--budget``.
+
+It prints the cover and the tests to mark ``@pytest.mark.smoke``; ``make bench`` then measures the marked
+selection itself (requests on the reference and on every variant, variants caught).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bench.smoke import SMOKE_EXAMPLES
+from modmsg.mutation import REFERENCE, run_many, run_variant
+from modmsg.paths import REPO_DIR
+from modmsg.variants import VARIANTS
+
+THREAD_CREATE = ("POST", "threads")
+
+
+def failing_tests(results: Path) -> set[str]:
+    """Node ids of the tests that FAILed in a results.json."""
+    data = json.loads(results.read_text(encoding="utf-8"))
+    return {
+        test["nodeid"]
+        for requirement in data["requirements"]
+        for test in requirement.get("tests") or ()
+        if test["outcome"] == "FAIL"
+    }
+
+
+MODULE_FIXTURE = 20
+"""A test whose setup sends at least this many requests is carrying a module-scoped fixture for its module."""
+
+
+def test_costs(recording: Path) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+    """Requests per test node id in a ``--record-requests`` file, and the shared module fixtures.
+
+    A test is charged its setup, body and teardown, plus the end-of-session DELETE of every thread it created. A
+    module-scoped fixture is charged to the first test that uses it; the tests of that module that sent nothing
+    themselves are taken to share it: ``shared[nodeid] = (carrier, fixture cost)``.
+    """
+    costs: Counter[str] = Counter()
+    setup: Counter[str] = Counter()
+    for line in recording.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        nodeid, _, phase = data["test"].rpartition(" (")
+        path = data["url"].split("/v1/", 1)[-1]
+        if phase.startswith("teardown") and data["method"] == "DELETE" and path.count("/") == 1:
+            continue  # the session's cleanup, charged below to the test that created the thread
+        charge = 2 if data["method"] == "POST" and path == "threads" else 1
+        costs[nodeid] += charge
+        if phase.startswith("setup"):
+            setup[nodeid] += charge
+    carriers = {nodeid.split("::")[0]: (nodeid, n) for nodeid, n in setup.items() if n >= MODULE_FIXTURE}
+    return dict(costs), carriers
+
+
+def greedy(
+    caught_by_test: Mapping[str, set[str]],
+    costs: Mapping[str, int],
+    carriers: Mapping[str, tuple[str, int]],
+    *,
+    target: int,
+    budget: int,
+) -> list[tuple[str, int]]:
+    """(test, requests it adds) in the order chosen."""
+    chosen: list[tuple[str, int]] = []
+    caught: set[str] = set()
+    charged: set[str] = set()
+    spent = 0
+
+    def cost(nodeid: str) -> int:
+        module = nodeid.split("::")[0]
+        carrier = carriers.get(module)
+        if carrier is None or (nodeid != carrier[0] and nodeid in costs):
+            return costs.get(nodeid, 0)
+        shared = 0 if module in charged else carrier[1]
+        own = costs.get(nodeid, 0) - (carrier[1] if nodeid == carrier[0] else 0)
+        return shared + own
+
+    names = {name for name, _ in chosen}
+    while len(caught) < target:
+        names = {name for name, _ in chosen}
+        candidates = [t for t in caught_by_test if t not in names and spent + cost(t) <= budget]
+        best = max(
+            candidates,
+            key=lambda t: (len(caught_by_test[t] - caught) / max(cost(t), 1), -cost(t)),
+            default=None,
+        )
+        if best is None or not caught_by_test[best] - caught:
+            break
+        added = cost(best)
+        chosen.append((best, added))
+        caught |= caught_by_test[best]
+        spent += added
+        if best.split("::")[0] in carriers and (best == carriers[best.split("::")[0]][0] or best not in costs):
+            charged.add(best.split("::")[0])
+    return chosen
+
+
+def record_reference(work: Path) -> Path:
+    recording = work / "reference.jsonl"
+    examples = ("--max-examples", str(SMOKE_EXAMPLES))
+    outcome = run_variant(
+        REFERENCE, work / "reference", *examples, "--record-requests", str(recording), max_examples=None
+    )
+    if outcome.failed:
+        raise SystemExit(f"the reference server failed the suite: {outcome.describe()}")
+    return recording
+
+
+def failures_per_variant(work: Path, workers: int, seeds: Sequence[int]) -> dict[str, set[str]]:
+    """variant -> the tests that FAIL on it with *every* seed (the whole suite at the smoke's --max-examples):
+    a catch that depends on what Hypothesis happened to draw does not count."""
+    found: dict[str, set[str]] = {}
+    for seed in seeds:
+        for variant, nodeids in _failures_once(work / f"seed-{seed}", workers, seed).items():
+            found[variant] = found[variant] & nodeids if variant in found else nodeids
+    return found
+
+
+def _failures_once(work: Path, workers: int, seed: int) -> dict[str, set[str]]:
+    examples = ("--max-examples", str(SMOKE_EXAMPLES), "--seed", str(seed))
+    jobs = [("reference", lambda: run_variant(REFERENCE, work / "ref-plain", *examples, max_examples=None))]
+    jobs += [(v.name, lambda v=v: run_variant(v, work / v.name, *examples, max_examples=None)) for v in VARIANTS]
+    print(
+        f"running the whole suite ({' '.join(examples)}) against the reference and {len(VARIANTS)} variants", flush=True
+    )
+    run_many(jobs, workers)
+    false_alarms = failing_tests(work / "ref-plain" / "results.json")
+    return {
+        v.name: failing_tests(work / v.name / "results.json") - false_alarms
+        for v in VARIANTS
+        if (work / v.name / "results.json").is_file()
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.smoke_select", description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=90, help="requests the selection may cost (default 90)")
+    parser.add_argument("--target", type=float, default=0.9, help="share of variants to catch (default 0.9)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO_DIR / "reports" / "smoke-select.json")
+    parser.add_argument("--reuse", action="store_true", help="take the per-variant failures from --out")
+    parser.add_argument("--seed", type=int, action="append", default=[], help="seeds (default 1, 2, 3)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="modmsg-smoke-select-") as tmp:
+        work = Path(tmp)
+        costs, carriers = test_costs(record_reference(work))
+        if args.reuse:
+            failing = {k: set(v) for k, v in json.loads(args.out.read_text(encoding="utf-8"))["failing"].items()}
+        else:
+            failing = failures_per_variant(work, args.workers, args.seed or [1, 2, 3])
+    caught_by_test: dict[str, set[str]] = defaultdict(set)
+    for variant, nodeids in failing.items():
+        for nodeid in nodeids:
+            caught_by_test[nodeid].add(variant)
+    target = int(args.target * len(VARIANTS) + 0.999)
+    chosen = greedy(caught_by_test, costs, carriers, target=target, budget=args.budget)
+    caught: set[str] = set()
+    print(f"{'requests':>8}  {'new':>3}  test")
+    for nodeid, added in chosen:
+        new = caught_by_test[nodeid] - caught
+        caught |= new
+        print(f"{added:>8}  {len(new):>3}  {nodeid}  ({', '.join(sorted(new))})")
+    spent = sum(added for _, added in chosen)
+    print(f"{spent} requests (+1 probe against a --base-url), {len(caught)}/{len(VARIANTS)} variants caught")
+    print(f"not caught: {', '.join(sorted(v.name for v in VARIANTS if v.name not in caught)) or '-'}")
+    nobody = sorted(v.name for v in VARIANTS if not failing.get(v.name))
+    print(f"caught by no test at --max-examples {SMOKE_EXAMPLES}: {', '.join(nobody) or '-'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "costs": costs,
+        "carriers": carriers,
+        "failing": {k: sorted(v) for k, v in failing.items()},
+        "chosen": chosen,
+    }
+    args.out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
