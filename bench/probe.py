@@ -61,14 +61,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     rss = _state["rss"] or [0.0]
     tenth = max(1, len(rss) // 10)
     data = {
-        "gc_collections": _state["count"],
+        "gc_collections": list(_state["count"]),
         "gc_seconds": [round(s, 4) for s in _state["seconds"]],
         "gc_total_seconds": round(sum(_state["seconds"]), 4),
-        "objects_tracked_at_end": len(gc.get_objects()),
         "tests": len(_state["rss"]),
         "rss_after_first_tenth_of_tests_mb": round(max(rss[:tenth]), 1),
         "rss_after_tests_max_mb": round(max(rss), 1),
         "rss_after_last_test_mb": round(rss[-1], 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    gc.collect()  # count what is still reachable, not garbage waiting for the next full collection
+    data["objects_tracked_at_end"] = len(gc.get_objects())
     Path(out).write_text(json.dumps(data) + "\n", encoding="utf-8")

@@ -297,6 +297,7 @@ def scaled_run(work: Path, examples: int) -> dict[str, Any]:
         "rss_after_first_tests_mb": probed.get("rss_after_first_tenth_of_tests_mb"),
         "rss_after_last_test_mb": probed.get("rss_after_last_test_mb"),
         "gc_seconds": probed.get("gc_total_seconds"),
+        "objects_at_end": probed.get("objects_tracked_at_end"),
         "measured": True,
     }
 
@@ -356,6 +357,19 @@ def workers_speedup(work: Path, rounds: int = 2) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+MEMORY_NOTE = (
+    "Why the peak grows with --max-examples (diagnosed with tracemalloc and an object census, 2026-11-22): while a "
+    "generated test runs, Hypothesis' engine keeps every example it tried (its result cache holds up to 10,000, "
+    "and its tree of tried choices grows with them), so one test's working set grows with the examples it draws. "
+    "That is freed when the test ends, but CPython's allocator keeps the high-water mark resident. What the suite "
+    "itself keeps is "
+    "bounded: each test's recorder holds at most 256 exchanges (bodies capped at 16 KiB) and stays reachable from "
+    "its pytest item until the session ends, and only 2 (pass) or 8 (fail) of them go into the results. Flat "
+    "memory would need generation in bounded batches (several Hypothesis runs of at most a few thousand examples "
+    "each), and dropping a test's recorder once its evidence sample is taken."
+)
+
+
 def scaling_lines(scale: dict[str, Any]) -> list[str]:
     rows = scale["rows"]
     lines = []
@@ -385,17 +399,21 @@ def scaling_lines(scale: dict[str, Any]) -> list[str]:
     grows = last["peak_rss_mb"] > 1.2 * first["peak_rss_mb"]
     lines.append(
         f"memory: peak {first['peak_rss_mb']:.0f} MB at {first['max_examples']:,}, {last['peak_rss_mb']:.0f} MB at "
-        f"{last['max_examples']:,} ({'grows' if grows else 'flat'}); after the last test "
-        f"{first.get('rss_after_last_test_mb') or 0:.0f} -> {last.get('rss_after_last_test_mb') or 0:.0f} MB"
+        f"{last['max_examples']:,} ({'grows' if grows else 'flat'}); resident after the last test "
+        f"{first.get('rss_after_last_test_mb') or 0:.0f} -> {last.get('rss_after_last_test_mb') or 0:.0f} MB; "
+        "objects still reachable after the run "
+        + " -> ".join(f"{row.get('objects_at_end') or 0:,}" for row in measured)
     )
     return lines
 
 
 def workers_line(workers: dict[str, Any]) -> str:
+    used = workers["cpu_seconds_2"] / workers["seconds_2"] if workers["seconds_2"] else 0.0
     return (
         f"`modmsg run --workers 2`: {workers['seconds_2']:.1f} s against {workers['seconds_1']:.1f} s with one "
-        f"worker: {workers['speedup']:.2f}x speed-up (CPU {workers['cpu_seconds_2']:.1f} s against "
-        f"{workers['cpu_seconds_1']:.1f} s; median of {workers['rounds']} alternating pairs)"
+        f"worker: {workers['speedup']:.2f}x speed-up (median of {workers['rounds']} alternating pairs). The two "
+        f"workers used {used:.2f} cores on average (CPU {workers['cpu_seconds_2']:.1f} s against "
+        f"{workers['cpu_seconds_1']:.1f} s for one worker): a speed-up needs a second core that other work leaves free."
     )
 
 
@@ -449,8 +467,8 @@ def closing_note(data: dict[str, Any]) -> list[str]:
         levers.append(
             f"Less heap to scan: `gc.freeze()` once collection is done (the imported modules and the loaded spec are "
             "never garbage), and dropping each test's recorder once its evidence sample is taken (today every "
-            "test's last 256 exchanges stay reachable from its pytest item until the session ends), saving most "
-            f"of the ~{gc_full:.1f} s of full collections."
+            "test's last 256 exchanges stay reachable from its pytest item until the session ends): at most the "
+            f"~{gc_full:.1f} s of full collections (a trial of gc.freeze() alone cut their time by about a third)."
         )
     exit_gc = seconds(EXIT_GC)
     if exit_gc:
@@ -463,7 +481,7 @@ def closing_note(data: dict[str, Any]) -> list[str]:
         lines.append("What would close the gap:")
         lines += [f"{index}. {text}" for index, text in enumerate(levers, 1)]
         lines.append(
-            f"All of them together: about {together:.1f}x. "
+            f"All of them together, at best: about {together:.1f}x. "
             + (
                 f"The rest ({seconds(DRAWING) * (1 - saved / max(wall, 1e-9)):.1f} s of drawing, start-up and exit) "
                 "is the price of generating cases at all: below "
@@ -532,6 +550,11 @@ def render_console(data: dict[str, Any]) -> list[str]:
     workers = data["workers"]
     out.append(f"   {workers_line(workers)}")
     out.append("5. Where the time goes")
+    profile = data.get("profile")
+    if profile:
+        wall = eff["suite_seconds"]
+        out.append(f"   {profile['tool']} profile of one default run (main thread), scaled to the {wall:.1f} s run:")
+        out += [f"   {share * wall:6.2f} s {100 * share:5.1f} %  {name}" for name, share in profile["shares"].items()]
     out += [f"   {line}" for line in closing_note(data)]
     return out
 
@@ -639,7 +662,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"| {row['max_examples']:,} | {row['seconds']:.0f} s (extrapolated) | {row['requests']:,} "
                 "(extrapolated) | | not measured | | | |"
             )
-    lines += ["", *scaling_lines(scale)[len(scale["rows"]) :], "", workers_line(workers), ""]
+    lines += ["", *scaling_lines(scale)[len(scale["rows"]) :], "", MEMORY_NOTE, "", workers_line(workers), ""]
     lines += [
         "## 5. Where the time goes",
         "",

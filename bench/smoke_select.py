@@ -5,8 +5,9 @@
    created).
 2. The whole suite at the same setting against every broken variant: which tests FAIL on which variant (a test
    that also fails on the reference is ignored).
-3. Greedy weighted set cover: take the test that catches the most not-yet-caught variants per request, until the
-   selection catches ``--target`` of them or the next test would break ``--budget``.
+3. The best cover within ``--budget`` requests: the tests that together catch the most variants (fewest requests
+   among equals), by an exact branch and bound. A test marked in a parametrized family is marked through its
+   ``pytest.param(..., marks=pytest.mark.smoke)``, so the node ids stay what they were.
 
 It prints the cover and the tests to mark ``@pytest.mark.smoke``; ``make bench`` then measures the marked
 selection itself (requests on the reference and on every variant, variants caught).
@@ -69,47 +70,64 @@ def test_costs(recording: Path) -> tuple[dict[str, int], dict[str, tuple[str, in
     return dict(costs), carriers
 
 
-def greedy(
-    caught_by_test: Mapping[str, set[str]],
-    costs: Mapping[str, int],
-    carriers: Mapping[str, tuple[str, int]],
-    *,
-    target: int,
-    budget: int,
-) -> list[tuple[str, int]]:
-    """(test, requests it adds) in the order chosen."""
-    chosen: list[tuple[str, int]] = []
-    caught: set[str] = set()
-    charged: set[str] = set()
-    spent = 0
+def unit_costs(
+    caught_by_test: Mapping[str, set[str]], costs: Mapping[str, int], carriers: Mapping[str, tuple[str, int]]
+) -> dict[str, int]:
+    """What selecting each test alone costs: its own requests, or (a test that only reads a module fixture) the
+    fixture's. Tests that send nothing at all (a judge of what the run saw, e.g. every 429) cost nothing."""
+    unit = {}
+    for nodeid in caught_by_test:
+        carrier = carriers.get(nodeid.split("::")[0])
+        unit[nodeid] = costs[nodeid] if nodeid in costs else (carrier[1] if carrier else 0)
+    return unit
 
-    def cost(nodeid: str) -> int:
-        module = nodeid.split("::")[0]
-        carrier = carriers.get(module)
-        if carrier is None or (nodeid != carrier[0] and nodeid in costs):
-            return costs.get(nodeid, 0)
-        shared = 0 if module in charged else carrier[1]
-        own = costs.get(nodeid, 0) - (carrier[1] if nodeid == carrier[0] else 0)
-        return shared + own
 
-    names = {name for name, _ in chosen}
-    while len(caught) < target:
-        names = {name for name, _ in chosen}
-        candidates = [t for t in caught_by_test if t not in names and spent + cost(t) <= budget]
-        best = max(
-            candidates,
-            key=lambda t: (len(caught_by_test[t] - caught) / max(cost(t), 1), -cost(t)),
-            default=None,
+def best_cover(caught_by_test: Mapping[str, set[str]], cost: Mapping[str, int], *, budget: int) -> list[str]:
+    """The tests that catch the most variants within ``budget`` requests (fewest requests among equals): an exact
+    branch and bound over the tests no other test dominates (as cheap and catching at least as much)."""
+    names = sorted(t for t in caught_by_test if caught_by_test[t] and cost[t] <= budget)
+    kept = [
+        t
+        for t in names
+        if not any(
+            u != t
+            and cost[u] <= cost[t]
+            and caught_by_test[u] >= caught_by_test[t]
+            and (cost[u] < cost[t] or caught_by_test[u] > caught_by_test[t] or u < t)
+            for u in names
         )
-        if best is None or not caught_by_test[best] - caught:
-            break
-        added = cost(best)
-        chosen.append((best, added))
-        caught |= caught_by_test[best]
-        spent += added
-        if best.split("::")[0] in carriers and (best == carriers[best.split("::")[0]][0] or best not in costs):
-            charged.add(best.split("::")[0])
-    return chosen
+    ]
+    order = sorted(kept, key=lambda t: (-len(caught_by_test[t]) / max(cost[t], 0.5), t))
+    best: tuple[int, int, list[str]] = (0, 0, [])
+
+    def bound(index: int, spent: int, caught: frozenset[str]) -> float:
+        room, gain = budget - spent, 0.0
+        gains = sorted(
+            ((len(caught_by_test[t] - caught), cost[t]) for t in order[index:] if caught_by_test[t] - caught),
+            key=lambda item: -item[0] / max(item[1], 0.5),
+        )
+        for new, price in gains:
+            if price <= room:
+                room, gain = room - price, gain + new
+            else:
+                return len(caught) + gain + new * room / price
+        return len(caught) + gain
+
+    def search(index: int, spent: int, caught: frozenset[str], chosen: list[str]) -> None:
+        nonlocal best
+        if (len(caught), -spent) > (best[0], -best[1]):
+            best = (len(caught), spent, list(chosen))
+        if index == len(order) or bound(index, spent, caught) < best[0] + 1:
+            return
+        test = order[index]
+        if spent + cost[test] <= budget and caught_by_test[test] - caught:
+            chosen.append(test)
+            search(index + 1, spent + cost[test], caught | caught_by_test[test], chosen)
+            chosen.pop()
+        search(index + 1, spent, caught, chosen)
+
+    search(0, 0, frozenset(), [])
+    return best[2]
 
 
 def record_reference(work: Path) -> Path:
@@ -151,8 +169,9 @@ def _failures_once(work: Path, workers: int, seed: int) -> dict[str, set[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.smoke_select", description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=90, help="requests the selection may cost (default 90)")
-    parser.add_argument("--target", type=float, default=0.9, help="share of variants to catch (default 0.9)")
+    parser.add_argument(
+        "--budget", type=int, default=98, help="requests the selection may record (default 98: +1 probe, < 100)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO_DIR / "reports" / "smoke-select.json")
     parser.add_argument("--reuse", action="store_true", help="take the per-variant failures from --out")
@@ -169,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant, nodeids in failing.items():
         for nodeid in nodeids:
             caught_by_test[nodeid].add(variant)
-    target = int(args.target * len(VARIANTS) + 0.999)
-    chosen = greedy(caught_by_test, costs, carriers, target=target, budget=args.budget)
+    cost = unit_costs(caught_by_test, costs, carriers)
+    chosen = [(nodeid, cost[nodeid]) for nodeid in best_cover(caught_by_test, cost, budget=args.budget)]
     caught: set[str] = set()
     print(f"{'requests':>8}  {'new':>3}  test")
     for nodeid, added in chosen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import sys
@@ -14,7 +15,7 @@ from bench.measure import counted, run_child
 from bench.profile import CLIENT, WAIT, activity, fold, parse_py_spy_raw
 from bench.replay import Recorded, compile_templates, defined_ids, load, replay, replay_file
 from bench.run import requests_by_test, requests_per_requirement
-from bench.smoke_select import greedy
+from bench.smoke_select import best_cover, unit_costs
 from modmsg.api import AssistantsApi
 from modmsg.config import resolve
 from modmsg.mutation import REFERENCE
@@ -25,7 +26,7 @@ from modmsg.transport import Transport
 KEY = "sk-bench-recording-0123456789abcdef"
 
 
-@pytest.mark.parametrize("module", ["run", "replay", "measure", "profile", "smoke", "smoke_select"])
+@pytest.mark.parametrize("module", ["run", "replay", "measure", "profile", "probe", "smoke", "smoke_select"])
 def test_bench_modules_import(module: str) -> None:
     importlib.import_module(f"bench.{module}")
 
@@ -160,27 +161,36 @@ def test_profile_samples_fold_into_the_innermost_activity() -> None:
     drawing = ["pytest_runtestloop (_pytest/main.py:1)", "ConjectureRunner.run (hypothesis/engine.py:1)"]
     assert activity(drawing).startswith("Hypothesis")
     assert activity([*drawing, "GeneratedRun.exercise (modmsg/generated.py:1)", *http[1:]]) == CLIENT
-    raw = "thread (1): MainThread;a (x.py:1);recv_into (socket.py:2) 3\nthread (2): server;b (y.py:1) 5\n"
+    raw = (
+        "thread (1);_find_and_load (<frozen importlib._bootstrap>:1) 2\n"  # before threading named the main thread
+        "thread (1): MainThread;a (x.py:1);recv_into (socket.py:2) 3\n"
+        "thread (2): server;b (y.py:1) 5\n"
+    )
     samples = parse_py_spy_raw(raw)
-    assert samples == [(["a (x.py:1)", "recv_into (socket.py:2)"], 3.0)]
+    assert samples == [
+        (["_find_and_load (<frozen importlib._bootstrap>:1)"], 2.0),
+        (["a (x.py:1)", "recv_into (socket.py:2)"], 3.0),
+    ]
     shares, count = fold([(["pytest_runtestloop (_pytest/main.py:1)"], 1.0), ([*http, "x (http/client.py:1)"], 3.0)])
     assert count == 2 and dict(shares) == {CLIENT: 0.75, "pytest per-test machinery": 0.25}
 
 
-def test_the_cover_takes_the_most_variants_per_request_and_charges_a_shared_fixture_once() -> None:
+def test_the_cover_is_the_best_within_the_budget_and_a_shared_fixture_costs_what_it_sends() -> None:
     caught = {
         "a.py::cheap": {"a", "b"},
         "a.py::dear": {"a", "b", "c", "d"},
         "a.py::odd": {"e"},
+        "a.py::judge": {"g"},  # sends nothing itself (judges what the run saw)
         "m.py::carrier": {"f"},
-        "m.py::sharer": {"g"},
+        "m.py::sharer": {"f", "h"},  # only reads the module fixture the carrier paid for
     }
     costs = {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "m.py::carrier": 20}
-    carriers = {"m.py": ("m.py::carrier", 20)}
-    chosen = greedy(caught, costs, carriers, target=7, budget=17)
-    assert chosen == [("a.py::cheap", 2), ("a.py::odd", 5), ("a.py::dear", 10)]
-    chosen = greedy(caught, costs, carriers, target=7, budget=40)
-    assert chosen[3:] == [("m.py::carrier", 20), ("m.py::sharer", 0)]
+    cost = unit_costs(caught, costs, {"m.py": ("m.py::carrier", 20)})
+    assert cost == {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "a.py::judge": 0, "m.py::carrier": 20,
+                    "m.py::sharer": 20}  # fmt: skip
+    # greedy by variants per request takes cheap, judge and odd, then cannot afford dear: 4 variants, not 6
+    assert sorted(best_cover(caught, cost, budget=15)) == ["a.py::dear", "a.py::judge", "a.py::odd"]
+    assert sorted(best_cover(caught, cost, budget=35)) == ["a.py::dear", "a.py::judge", "a.py::odd", "m.py::sharer"]
 
 
 def test_the_counter_sees_every_request_and_the_child_runner_reports_the_exit_code(tmp_path: Path) -> None:
@@ -226,3 +236,20 @@ def test_a_module_fixtures_requests_are_shared_out_over_the_tests_that_read_it(t
     per = requests_per_requirement(recording, results)
     assert per["total"] == 23 and per["cleanup"] == 1 and per["judged"] == 4
     assert per["per_requirement"] == {"MM-ERR-01": 1.0, "MM-ERR-02": 1.0, "MM-ERR-06": 10.0, "MM-ERR-07": 10.0}
+
+
+def test_the_probe_reports_collections_and_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import probe
+
+    out = tmp_path / "probe.json"
+    monkeypatch.setenv(probe.ENV, str(out))
+    probe.pytest_configure(None)  # type: ignore[arg-type]
+    try:
+        for index in range(3):
+            probe.pytest_runtest_logfinish(f"t{index}", None)
+        probe.pytest_unconfigure(None)  # type: ignore[arg-type]
+    finally:
+        gc.callbacks.remove(probe._callback)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["tests"] >= 3 and data["rss_after_last_test_mb"] > 0 and data["peak_rss_mb"] > 0
+    assert len(data["gc_collections"]) == 3 and data["objects_tracked_at_end"] > 0
