@@ -56,6 +56,8 @@ README_BEGIN = "<!-- bench:begin (written by `make bench`; do not edit) -->"
 README_END = "<!-- bench:end -->"
 GOAL = 3.0
 ROUNDS = 3
+REPLAYS = 3
+"""Replays per round: one is ~2 s, so several cost little and make the floor robust against a burst of load."""
 SCALES = (100, 1000, 10000)
 MODULE_FIXTURE = 20
 """A test whose setup sends at least this many requests is carrying a module-scoped fixture."""
@@ -93,7 +95,8 @@ class Round:
 
 
 def efficiency_round(work: Path, index: int, *extra: str) -> Round:
-    """One default run (recorded), then the replay of its requests against a fresh reference server."""
+    """One default run (recorded), then ``REPLAYS`` replays of its requests, each against a fresh reference server;
+    the round's floor is the fastest replay (noise only ever adds time)."""
     recording = work / f"round-{index}.jsonl"
     report_dir = work / f"round-{index}"
     argv = pytest_argv("--report-dir", str(report_dir), "--record-requests", str(recording), *extra)
@@ -105,21 +108,38 @@ def efficiency_round(work: Path, index: int, *extra: str) -> Round:
         )
     results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
     records = load(recording)
-    api_key = fresh_key()
-    templates = compile_templates(records, api_key)
-    server = start_server(api_key=api_key)
-    try:
-        origin = server.base_url.rsplit("/v1", 1)[0]
-        cpu = time.process_time()
-        floor = replay(templates, origin, defined_ids(records))
-        floor_cpu = time.process_time() - cpu
-    finally:
-        server.stop()
+    replays: list[tuple[ReplayResult, float]] = []
+    for _ in range(REPLAYS):
+        api_key = fresh_key()
+        templates = compile_templates(records, api_key)
+        server = start_server(api_key=api_key)
+        try:
+            origin = server.base_url.rsplit("/v1", 1)[0]
+            cpu = time.process_time()
+            result = replay(templates, origin, defined_ids(records))
+            replays.append((result, time.process_time() - cpu))
+        finally:
+            server.stop()
+    floor, floor_cpu = min(replays, key=lambda item: item[0].seconds)
     return Round(stats, results["meta"]["duration"], len(records), floor, floor_cpu, recording, report_dir)
 
 
-def median_round(rounds: Sequence[Round]) -> Round:
-    return sorted(rounds, key=lambda r: r.ratio)[len(rounds) // 2]
+def best_of(rounds: Sequence[Round]) -> dict[str, Any]:
+    """Each side at its best over all rounds (the fastest suite run, the fastest replay): on a shared machine noise
+    only ever adds time, so the minimum is the estimate of what each costs by itself."""
+    suite = min(rounds, key=lambda r: r.suite.seconds)
+    floor = min(rounds, key=lambda r: r.floor.seconds)
+    suite_cpu = min(r.suite.cpu_seconds for r in rounds)
+    floor_cpu = min(r.floor_cpu for r in rounds)
+    return {
+        "round": suite,
+        "suite_seconds": round(suite.suite.seconds, 3),
+        "floor_seconds": round(floor.floor.seconds, 3),
+        "floor_ms_per_request": round(floor.floor.per_request_ms, 3),
+        "ratio": round(suite.suite.seconds / floor.floor.seconds, 3),
+        "cpu_ratio": round(suite_cpu / floor_cpu, 3),
+        "median_round_ratio": round(statistics.median(r.ratio for r in rounds), 3),
+    }
 
 
 def tests_and_requirements(results_json: Path) -> tuple[dict[str, tuple[str, ...]], dict[str, float], list[str]]:
@@ -328,27 +348,37 @@ def scaling(work: Path, full: bool) -> dict[str, Any]:
     }
 
 
+WORKER_SETUPS: dict[str, list[str]] = {
+    "1": [],
+    "2": ["--workers", "2"],
+    "2-worksteal": ["--workers", "2", "--", "--dist", "worksteal"],
+}
+"""``modmsg run`` as shipped with one and two workers, and two workers with xdist's work-stealing scheduler."""
+
+
 def workers_speedup(work: Path, rounds: int = 2) -> dict[str, Any]:
-    """``modmsg run`` with one worker and with ``--workers 2``, alternating; medians of wall and CPU time."""
+    """Each setup of ``WORKER_SETUPS`` ``rounds`` times, interleaved; medians of wall and CPU time."""
     modmsg = str(Path(sys.executable).with_name("modmsg"))
-    runs: dict[int, list[RunStats]] = {1: [], 2: []}
+    runs: dict[str, list[RunStats]] = {name: [] for name in WORKER_SETUPS}
     for index in range(rounds):
-        for workers in (1, 2):
-            argv = [modmsg, "run", "--report-dir", str(work / f"workers-{workers}-{index}")]
-            argv += ["--workers", "2"] if workers == 2 else []
+        for name, extra in WORKER_SETUPS.items():
+            argv = [modmsg, "run", "--report-dir", str(work / f"workers-{name}-{index}"), *extra]
             stats = run_child(argv, cwd=REPO_DIR, env=clean_env())
             if stats.exit_code != 0:
-                raise SystemExit(f"bench: `modmsg run --workers {workers}` failed:\n{stats.output[-2000:]}")
-            runs[workers].append(stats)
-    one = statistics.median(s.seconds for s in runs[1])
-    two = statistics.median(s.seconds for s in runs[2])
+                raise SystemExit(f"bench: `modmsg run {' '.join(extra)}` failed:\n{stats.output[-2000:]}")
+            runs[name].append(stats)
+    wall = {name: statistics.median(s.seconds for s in done) for name, done in runs.items()}
+    cpu = {name: statistics.median(s.cpu_seconds for s in done) for name, done in runs.items()}
     return {
         "rounds": rounds,
-        "seconds_1": round(one, 2),
-        "seconds_2": round(two, 2),
-        "cpu_seconds_1": round(statistics.median(s.cpu_seconds for s in runs[1]), 2),
-        "cpu_seconds_2": round(statistics.median(s.cpu_seconds for s in runs[2]), 2),
-        "speedup": round(one / two, 2),
+        "seconds_1": round(wall["1"], 2),
+        "seconds_2": round(wall["2"], 2),
+        "seconds_2_worksteal": round(wall["2-worksteal"], 2),
+        "cpu_seconds_1": round(cpu["1"], 2),
+        "cpu_seconds_2": round(cpu["2"], 2),
+        "cpu_seconds_2_worksteal": round(cpu["2-worksteal"], 2),
+        "speedup": round(wall["1"] / wall["2"], 2),
+        "speedup_worksteal": round(wall["1"] / wall["2-worksteal"], 2),
     }
 
 
@@ -409,12 +439,20 @@ def scaling_lines(scale: dict[str, Any]) -> list[str]:
 
 def workers_line(workers: dict[str, Any]) -> str:
     used = workers["cpu_seconds_2"] / workers["seconds_2"] if workers["seconds_2"] else 0.0
-    return (
+    text = (
         f"`modmsg run --workers 2`: {workers['seconds_2']:.1f} s against {workers['seconds_1']:.1f} s with one "
-        f"worker: {workers['speedup']:.2f}x speed-up (median of {workers['rounds']} alternating pairs). The two "
-        f"workers used {used:.2f} cores on average (CPU {workers['cpu_seconds_2']:.1f} s against "
-        f"{workers['cpu_seconds_1']:.1f} s for one worker): a speed-up needs a second core that other work leaves free."
+        f"worker: {workers['speedup']:.2f}x speed-up (median of {workers['rounds']} interleaved runs each; the two "
+        f"workers used {used:.2f} cores on average, CPU {workers['cpu_seconds_2']:.1f} s against "
+        f"{workers['cpu_seconds_1']:.1f} s for one)."
     )
+    if "speedup_worksteal" in workers:
+        text += (
+            f" With xdist's work-stealing scheduler (`modmsg run --workers 2 -- --dist worksteal`): "
+            f"{workers['seconds_2_worksteal']:.1f} s, {workers['speedup_worksteal']:.2f}x. The default `--dist load` "
+            "hands out the tests in fixed chunks, so the few long generated tests can end up on one worker while "
+            "the other idles; each worker also pays its own start-up, collection and reference server."
+        )
+    return text
 
 
 def closing_note(data: dict[str, Any]) -> list[str]:
@@ -503,9 +541,10 @@ def render_console(data: dict[str, Any]) -> list[str]:
             f"-> {round_['ratio']:.2f}x wall, {round_['cpu_ratio']:.2f}x CPU"
         )
     out.append(
-        f"   suite {eff['suite_seconds']:.2f} s, floor {eff['floor_seconds']:.2f} s "
+        f"   best of each: suite {eff['suite_seconds']:.2f} s, floor {eff['floor_seconds']:.2f} s "
         f"({eff['floor_ms_per_request']:.2f} ms/request): ratio {eff['ratio']:.2f}x (goal <= {GOAL:.0f}x: "
-        f"{'met' if eff['ratio'] <= GOAL else 'NOT met'}); CPU ratio {eff['cpu_ratio']:.2f}x"
+        f"{'met' if eff['ratio'] <= GOAL else 'NOT met'}); CPU ratio {eff['cpu_ratio']:.2f}x; median of the "
+        f"rounds' ratios {eff['median_round_ratio']:.2f}x"
     )
     per = eff["per_requirement"]
     out.append(
@@ -580,7 +619,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "of exactly the requests it sent (`--record-requests`) by a bare `requests.Session` loop against a fresh "
         "reference server in the same kind of process: the physical floor for this client on this machine.",
         "",
-        "| round | suite wall | pytest session | floor (replay) | ratio (wall) | ratio (CPU) |",
+        "| round | suite wall | pytest session | floor (fastest replay) | ratio (wall) | ratio (CPU) |",
         "|---|---|---|---|---|---|",
     ]
     for index, r in enumerate(eff["rounds"], 1):
@@ -591,8 +630,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     per = eff["per_requirement"]
     lines += [
         "",
-        f"**Ratio {eff['ratio']:.2f}x** (median round; goal <= {GOAL:.0f}x: "
-        f"{'met' if eff['ratio'] <= GOAL else 'not met'}). {eff['requests']} requests per run "
+        f"**Ratio {eff['ratio']:.2f}x**: the fastest suite run against the fastest replay (noise only ever adds time; "
+        f"{eff['replays_per_round']} replays per round; the rounds' own ratios have median "
+        f"{eff['median_round_ratio']:.2f}x; CPU-time ratio {eff['cpu_ratio']:.2f}x). Goal <= {GOAL:.0f}x: "
+        f"{'met' if eff['ratio'] <= GOAL else 'not met'}. {eff['requests']} requests per run "
         f"({eff['floor_ms_per_request']:.2f} ms each at the floor), {per['cleanup']} of them the end-of-run cleanup; "
         f"{per['mean_per_requirement']} per judged requirement on average ({per['judged']} judged), median "
         f"{per['median_per_requirement']}.",
@@ -718,7 +759,7 @@ def readme_block(data: dict[str, Any]) -> str:
                 else " (extrapolated; memory not measured) |"
             ),
             f"| `--workers 2` speed-up | {workers['speedup']:.2f}x ({workers['seconds_1']:.1f} s -> "
-            f"{workers['seconds_2']:.1f} s) |",
+            f"{workers['seconds_2']:.1f} s); with `-- --dist worksteal` {workers.get('speedup_worksteal', '?')}x |",
         ]
     )
 
@@ -770,7 +811,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp)
         rounds = [timed(f"efficiency round {i + 1}/{args.rounds}", lambda i=i: efficiency_round(work, i))
                   for i in range(args.rounds)]  # fmt: skip
-        middle = median_round(rounds)
+        best = best_of(rounds)
+        middle: Round = best.pop("round")
         probe_out = work / "probe.json"
         profile: Profile = timed(
             "profile of one default run",
@@ -811,11 +853,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                     for r in rounds
                 ],
-                "suite_seconds": round(middle.suite.seconds, 3),
-                "floor_seconds": round(middle.floor.seconds, 3),
-                "floor_ms_per_request": round(middle.floor.per_request_ms, 3),
-                "ratio": round(middle.ratio, 3),
-                "cpu_ratio": round(statistics.median(r.cpu_ratio for r in rounds), 3),
+                **best,
+                "replays_per_round": REPLAYS,
                 "requests": middle.requests,
                 "peak_rss_mb": round(middle.suite.peak_rss_mb, 1),
                 "per_requirement": requests_per_requirement(middle.recording, middle.report_dir / "results.json"),
