@@ -148,7 +148,9 @@ def _pytest_args(args: argparse.Namespace) -> list[str]:
     if args.keyword:
         argv += ["-k", args.keyword]
     if args.workers and args.workers > 1:
-        argv += ["-n", str(args.workers)]
+        # loadgroup: a generation stream's tests (xdist_group marks) share a worker, so each stream is drawn once;
+        # every other test is handed out one by one as under --dist load.
+        argv += ["-n", str(args.workers), "--dist", "loadgroup"]
     extra = list(args.pytest_args)
     return argv + (extra[1:] if extra[:1] == ["--"] else extra)
 

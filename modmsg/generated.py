@@ -8,6 +8,10 @@ What lives here, so the test module stays a list of requirements:
 * ``GeneratedRun``: drives generated cases against a live message of the run. It pins the path to that message
   and the headers to the run's credentials, sends each case through the suite's session (evidence recorded with
   ``Transport.record``), snapshots the message around negative cases, and judges the answer;
+* ``Streams``: one fuzzing stream per generation mode, drawn and sent once per module, every case judged for
+  every requirement of its mode (``STREAM_JUDGES``); each requirement's test then reports its own verdict, the
+  first failing case with its exchanges as evidence. Drawing the same distribution again per requirement would
+  cost a draw and a request per case for no new input;
 * the judges, one per requirement, which raise the suite's typed failures. A Schemathesis ``FailureGroup``
   (a ``BaseExceptionGroup``, so ``except Exception`` would miss it) is translated into one typed failure carrying
   the requirement id, Expected/Received, every Schemathesis finding, the curl reproducer and the seed.
@@ -19,6 +23,7 @@ output, Schemathesis' curl line and the evidence cannot show the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import zlib
 from collections import Counter
@@ -51,7 +56,7 @@ from modmsg.failures import (
 from modmsg.profiles import Profile
 from modmsg.spec import load_overlaid
 from modmsg.strategies import MAX_KEYS
-from modmsg.transport import REDACTED, Transport
+from modmsg.transport import REDACTED, Exchange, Transport
 
 OPERATION_ID = "modifyMessage"
 ACCEPTED_REQ = "MM-GEN-01"
@@ -295,13 +300,28 @@ def derive_seed(seed: int, label: str) -> int:
     return zlib.crc32(f"{seed}:{label}".encode()) ^ (seed & 0xFFFFFFFF)
 
 
-def hypothesis_settings(max_examples: int) -> hypothesis.settings:
+HYPOTHESIS_BATCH = 500
+"""The most examples one Hypothesis run draws. Hypothesis keeps every example of a run it tried (its result cache
+and tree of choices grow with them, and CPython keeps the high-water mark resident), so ``--max-examples`` above
+this is drawn in several runs of at most this size, each with its own seed derived from the run's: memory stays
+flat whatever ``--max-examples`` is, and the same seed still replays the same cases."""
+
+
+def batches(max_examples: int, label: str) -> list[tuple[str, int]]:
+    """The (seed label, size) of each Hypothesis run that draws ``max_examples`` cases for ``label``."""
+    sizes = [HYPOTHESIS_BATCH] * (max_examples // HYPOTHESIS_BATCH)
+    if max_examples % HYPOTHESIS_BATCH:
+        sizes.append(max_examples % HYPOTHESIS_BATCH)
+    return [(label if index == 0 else f"{label}#{index}", size) for index, size in enumerate(sizes)]
+
+
+def hypothesis_settings(max_examples: int, *, shrink: bool = True) -> hypothesis.settings:
     return hypothesis.settings(
         max_examples=max_examples,
         database=None,  # no .hypothesis replay: a CI run is exactly what the seed says
         deadline=None,  # network round trips, not CPU
         derandomize=False,
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        phases=(Phase.explicit, Phase.generate, Phase.shrink) if shrink else (Phase.explicit, Phase.generate),
         suppress_health_check=(
             HealthCheck.too_slow,
             HealthCheck.filter_too_much,
@@ -380,6 +400,11 @@ DOCUMENTED = Judge(DOCUMENTED_REQ, _documented)
 NO_SERVER_ERROR = Judge(NO_5XX_REQ, _no_server_error)
 # When one case is judged for every requirement (coverage phase), the most specific finding wins.
 ALL_JUDGES = (NO_SERVER_ERROR, ACCEPTED, REJECTED, DOCUMENTED)
+# What a fuzzing stream of each mode judges every case for.
+STREAM_JUDGES: Mapping[GenerationMode, tuple[Judge, ...]] = {
+    POSITIVE: (NO_SERVER_ERROR, ACCEPTED, DOCUMENTED),
+    NEGATIVE: (NO_SERVER_ERROR, REJECTED, DOCUMENTED),
+}
 
 
 def translate(group: FailureGroup, *, req: str, response: requests.Response) -> Failure:
@@ -411,6 +436,40 @@ def translate(group: FailureGroup, *, req: str, response: requests.Response) -> 
 def with_context(failure: Failure, context: str) -> Failure:
     detail = f"{failure.detail}\n\n{context}" if failure.detail else context
     return dataclasses.replace(failure, detail=detail)
+
+
+# --------------------------------------------------------------------------------------------- streams
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first case of a stream that failed one requirement: the typed failure and that case's exchanges."""
+
+    failure: Failure
+    evidence: tuple[Exchange, ...]
+
+
+@dataclass
+class Stream:
+    """What one fuzzing stream found: cases sent, the first failure per requirement, a sample of exchanges."""
+
+    mode: GenerationMode
+    reqs: tuple[str, ...]
+    seed: int
+    label: str
+    sent: int = 0
+    findings: dict[str, Finding] = field(default_factory=dict)
+    sample: tuple[Exchange, ...] = ()
+    """The first case's exchanges: the evidence of a pass."""
+
+    @property
+    def settled(self) -> bool:
+        """Every requirement has failed: further cases cannot change a verdict."""
+        return all(req in self.findings for req in self.reqs)
+
+
+class _StreamSettled(BaseException):
+    """Ends a stream early. A BaseException, so Hypothesis passes it through instead of shrinking it."""
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -464,16 +523,45 @@ class GeneratedRun:
         """Cases whose path and headers are fixed, so every defect of a negative case is in the body."""
         return self.operation.as_strategy(generation_mode=mode, headers=dict(self.headers), path_parameters=self.ids)
 
-    def fuzz(self, mode: GenerationMode, judges: Sequence[Judge], *, label: str) -> None:
-        """``max_examples`` cases of ``mode``, each judged by ``judges``; reproducible from the seed."""
+    def draw(self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, shrink: bool) -> None:
+        """``max_examples`` values of ``strategy`` through ``body``, in Hypothesis runs of at most
+        ``HYPOTHESIS_BATCH``; reproducible from the run's seed."""
+        for batch_label, size in batches(self.max_examples, label):
 
-        @hypothesis.seed(derive_seed(self.seed, label))
-        @hypothesis_settings(self.max_examples)
-        @hypothesis.given(case=self.strategy(mode))
-        def generated_case(case: Case) -> None:
-            self.exercise(case, judges)
+            @hypothesis.seed(derive_seed(self.seed, batch_label))
+            @hypothesis_settings(size, shrink=shrink)
+            @hypothesis.given(value=strategy)
+            def example(value: Any) -> None:
+                body(value)
 
-        generated_case()
+            example()
+
+    def stream(self, mode: GenerationMode, *, label: str) -> Stream:
+        """``max_examples`` cases of ``mode``, each judged for every requirement in ``STREAM_JUDGES[mode]``.
+
+        Nothing is raised: a requirement's first failing case is kept (no shrinking: a live target's state moves
+        on, and the case as drawn reproduces with its curl and the seed) and the stream goes on judging the
+        others; it ends early only once every requirement has failed.
+        """
+        judges = STREAM_JUDGES[mode]
+        stream = Stream(mode=mode, reqs=tuple(j.req for j in judges), seed=self.seed, label=label)
+
+        def one_case(case: Case) -> None:
+            if stream.settled:
+                raise _StreamSettled
+            active = [judge for judge in judges if judge.req not in stream.findings]
+            with self.transport.recording(forward=True) as case_recorder:
+                sent = self.send_case(case, active)
+                failures = self.failures(sent, active)
+            exchanges = case_recorder.snapshot()
+            stream.sent += 1
+            stream.sample = stream.sample or exchanges
+            for failure in failures:
+                stream.findings[failure.req] = Finding(failure, exchanges)
+
+        with contextlib.suppress(_StreamSettled):
+            self.draw(self.strategy(mode), one_case, label=label, shrink=False)
+        return stream
 
     def within_the_limits(self, metadata: st.SearchStrategy[dict[str, str]], *, label: str) -> None:
         """Bodies up to every metadata limit (64-code-point keys, 512-code-point values, 16 pairs, wide and
@@ -497,9 +585,6 @@ class GeneratedRun:
         *,
         label: str,
     ) -> None:
-        @hypothesis.seed(derive_seed(self.seed, label))
-        @hypothesis_settings(self.max_examples)
-        @hypothesis.given(described=metadata)
         def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
             what, values = described
             case = self.operation.Case(
@@ -510,7 +595,7 @@ class GeneratedRun:
             )
             self.exercise(case, judges, mode=mode, note=f"metadata {what} (modmsg.strategies)")
 
-        metadata_case()
+        self.draw(metadata, metadata_case, label=label, shrink=True)
 
     # -- one case --------------------------------------------------------------------------------------
 
@@ -526,6 +611,16 @@ class GeneratedRun:
     def exercise(
         self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
     ) -> None:
+        """Send one case and raise the first failure of ``judges`` (in their order: the most specific first)."""
+        sent = self.send_case(case, judges, mode=mode, note=note)
+        failures = self.failures(sent, judges)
+        if failures:
+            raise failures[0]
+
+    def send_case(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> Sent:
+        """Pin and send one case, with the message's state around it when a judge needs it."""
         self.pin(case)
         mode = mode or effective_mode(case)
         if mode.is_positive:
@@ -536,12 +631,17 @@ class GeneratedRun:
         after = self.api.fetch_message(**self.ids) if snapshot else None
         self._note_stored(response, after)
         self.counts[mode.value] += 1
-        sent = Sent(case=case, mode=mode, response=response, before=before, after=after, note=note)
+        return Sent(case=case, mode=mode, response=response, before=before, after=after, note=note)
+
+    def failures(self, sent: Sent, judges: Sequence[Judge]) -> list[Failure]:
+        """Every judge's failure for one sent case, each with the case's context (what, curl, seed)."""
+        found = []
         for judge in judges:
             try:
                 judge.check(sent, self)
             except Failure as failure:
-                raise with_context(failure, self.context(sent)) from None
+                found.append(with_context(failure, self.context(sent)))
+        return found
 
     def builtin(self, sent: Sent, req: str) -> None:
         """Run the built-in checks mapped to ``req`` and translate their FailureGroup."""
@@ -596,3 +696,43 @@ class GeneratedRun:
         prepared = self.transport.session.prepare_request(requests.Request(**kwargs))
         # The transport's own loop: the throttle, connect retries, the 429 budget, causes named in ERRORs.
         return self.transport.send(prepared)
+
+
+# --------------------------------------------------------------------------------------------- streams per module
+
+
+@dataclass
+class Streams:
+    """The fuzzing streams of one test module, each drawn once, on the first test that asks for its verdict.
+
+    ``new_run`` gives a ``GeneratedRun`` on a fresh message (one per stream, so the modes never share state).
+    Under pytest-xdist each worker has its own; ``modmsg run --workers`` groups a mode's tests on one worker.
+    """
+
+    new_run: Callable[[], GeneratedRun]
+    transport: Transport = field(repr=False)
+    _done: dict[GenerationMode, Stream | Exception] = field(default_factory=dict, repr=False)
+
+    def stream(self, mode: GenerationMode) -> Stream:
+        done = self._done.get(mode)
+        if done is None:
+            try:
+                done = self.new_run().stream(mode, label=mode.value)
+            except Exception as exc:  # e.g. the target stopped answering: every test of the mode says so
+                done = exc
+            self._done[mode] = done
+        if isinstance(done, Exception):
+            raise done
+        return done
+
+    def verdict(self, mode: GenerationMode, req: str) -> Stream:
+        """Raise ``req``'s first failure in the ``mode`` stream, its case's exchanges in this test's evidence."""
+        stream = self.stream(mode)
+        if req not in stream.reqs:
+            raise ValueError(f"the {mode.value} stream does not judge {req} (judges {', '.join(stream.reqs)})")
+        finding = stream.findings.get(req)
+        for exchange in finding.evidence if finding else stream.sample:
+            self.transport.recorder.add(exchange)
+        if finding is not None:
+            raise finding.failure
+        return stream

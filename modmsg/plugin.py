@@ -179,6 +179,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "smoke: the high-yield selection for request-budgeted targets (-m smoke --max-examples 3)"
     )
+    # pytest-xdist registers it too when installed; without xdist the suites' marks must not warn.
+    config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker under --dist loadgroup")
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     try:
         settings = resolve(cli, file=load_config_file(Path.cwd()))
@@ -408,6 +410,9 @@ def _modmsg_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     with transport.recording() as recorder:
         request.node.stash[RECORDER] = recorder
         yield
+    # The test's report (and its evidence sample) is made by now: let the exchanges go instead of keeping every
+    # test's last 256 reachable from its item until the session ends.
+    del request.node.stash[RECORDER]
 
 
 # ------------------------------------------------------------------------------------------------ outcomes

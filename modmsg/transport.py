@@ -180,6 +180,8 @@ class Recorder:
 
     limit: int = 256
     exchanges: deque[Exchange] = field(default_factory=deque)
+    forward: Recorder | None = None
+    """Where every exchange goes as well (the test's recorder, while a block of it is captured separately)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, exchange: Exchange) -> None:
@@ -187,6 +189,8 @@ class Recorder:
             self.exchanges.append(exchange)
             while len(self.exchanges) > self.limit:
                 self.exchanges.popleft()
+        if self.forward is not None:
+            self.forward.add(exchange)
 
     def snapshot(self) -> tuple[Exchange, ...]:
         with self._lock:
@@ -260,9 +264,11 @@ class Transport:
             self.session.throttle = Throttle(self.rate_limit)
 
     @contextmanager
-    def recording(self) -> Iterator[Recorder]:
-        """Route evidence to a fresh recorder for the duration of one test."""
-        previous, self.recorder = self.recorder, Recorder()
+    def recording(self, *, forward: bool = False) -> Iterator[Recorder]:
+        """Route evidence to a fresh recorder for the duration of one test (``forward``: of one block of a test,
+        whose recorder still gets every exchange)."""
+        previous = self.recorder
+        self.recorder = Recorder(forward=previous if forward else None)
         try:
             yield self.recorder
         finally:

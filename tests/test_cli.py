@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import http.server
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from helpers import run_cli, run_suite
+from helpers import SuiteRun, run_cli, run_suite
 
 from modmsg.reference import Behaviour, start_server
 
@@ -131,15 +135,70 @@ def test_every_command_has_help_with_examples():
         assert done.returncode == 0 and "examples:" in done.stdout, command
 
 
+def _generated_requests(recordings: list[Path]) -> int:
+    """Requests the generated-test module sent, over every worker's recording."""
+    return sum(
+        "test_generated.py" in json.loads(line)["test"]
+        for path in recordings
+        for line in path.read_text(encoding="utf-8").split("\n")  # not splitlines(): bodies may hold U+2028
+        if line
+    )
+
+
 def test_two_workers_judge_every_requirement_like_one(tmp_path):
-    """pytest-xdist: records from both workers merge into one report with the same outcome per requirement."""
+    """`modmsg run --workers 2` (pytest-xdist): records from both workers merge into one report with the same
+    outcome per requirement, and each generation stream is still drawn once (its tests share a worker)."""
+    env = {"MODMSG_API_KEY": "sk-workers"}
     with start_server(api_key="sk-workers") as server:
         args = ("--base-url", server.base_url, "--seed", "7", "--max-examples", "10")
-        one = run_suite(tmp_path / "one", *args, env={"MODMSG_API_KEY": "sk-workers"})
-        two = run_suite(tmp_path / "two", *args, "-n", "2", env={"MODMSG_API_KEY": "sk-workers"})
+        one = run_suite(tmp_path / "one", *args, "--record-requests", str(tmp_path / "one.jsonl"), env=env)
+        done = run_cli(
+            "run", *args, "--workers", "2", "--report-dir", str(tmp_path / "two"),
+            "--record-requests", str(tmp_path / "two.jsonl"), env=env, timeout=600,
+        )  # fmt: skip
+    two = SuiteRun(exit_code=done.returncode, output=done.stdout + done.stderr, report_dir=tmp_path / "two")
     assert one.exit_code == two.exit_code == 0, two.output
     assert one.outcomes() == two.outcomes()
     assert one.results["claim"] == two.results["claim"]
     assert sum(len(r["tests"]) for r in two.results["requirements"]) == sum(
         len(r["tests"]) for r in one.results["requirements"]
     )
+    worker_files = sorted(tmp_path.glob("two.gw*.jsonl"))
+    assert len(worker_files) == 2
+    assert _generated_requests(worker_files) == _generated_requests([tmp_path / "one.jsonl"])
+
+
+COLLECT_STREAM_TESTS = """
+import json, sys, pytest
+class Report:
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            group = item.get_closest_marker("xdist_group")
+            params = getattr(item, "callspec", None)
+            mode = params.params["mode"].value if params and "mode" in params.params else None
+            name = group.args[0] if group else None
+            print("ITEM " + json.dumps([item.nodeid, "streams" in item.fixturenames, name, mode]))
+pytest.main([sys.argv[1], "--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[Report()])
+"""
+
+
+def test_a_streams_tests_share_one_worker_group_and_run_asks_for_loadgroup():
+    """Each generation stream is drawn by the first of its tests that a process runs: under xdist its tests must
+    share a worker (an xdist_group per stream, scheduled by --dist loadgroup), or it is drawn once per worker."""
+    from modmsg.cli import _parser, _pytest_args
+    from modmsg.paths import suites_dir
+
+    argv = _pytest_args(_parser().parse_args(["run", "--workers", "2"]))
+    assert argv[argv.index("-n") : argv.index("-n") + 4] == ["-n", "2", "--dist", "loadgroup"]
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECT_STREAM_TESTS, str(suites_dir() / "test_generated.py")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    items = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("ITEM ")]
+    on_streams = [(nodeid, group, mode) for nodeid, uses, group, mode in items if uses]
+    assert len(on_streams) >= 6, done.stdout + done.stderr
+    assert all(group for _, group, _ in on_streams), on_streams
+    assert len({group for _, group, _ in on_streams}) == 2
+    for nodeid, group, mode in on_streams:
+        assert mode is None or group.endswith(mode), nodeid
+    assert not [nodeid for nodeid, uses, group, _ in items if group and not uses]
