@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import gc
 import json
 import secrets
 import signal
@@ -257,6 +258,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=drop)
     # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
     items[:] = sorted(keep, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once a suite is collected, move what exists now (imported modules, the loaded spec, the collected coverage
+    cases: never garbage) out of the collector's reach, so every full collection during the run scans only what
+    the tests allocate. Only in a process that runs modmsg tests."""
+    if any(_req_ids(item) for item in session.items):
+        gc.collect()
+        gc.freeze()
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
