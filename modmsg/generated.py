@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -536,14 +536,16 @@ class GeneratedRun:
 
             example()
 
-    def stream(self, mode: GenerationMode, *, label: str) -> Stream:
-        """``max_examples`` cases of ``mode``, each judged for every requirement in ``STREAM_JUDGES[mode]``.
+    def stream(self, mode: GenerationMode, *, label: str, reqs: Collection[str] | None = None) -> Stream:
+        """``max_examples`` cases of ``mode``, each judged for every requirement in ``STREAM_JUDGES[mode]`` (only
+        those in ``reqs`` when given: a selection that judges fewer spends no request on the others, e.g. no
+        snapshot GETs when MM-GEN-02 is not selected).
 
         Nothing is raised: a requirement's first failing case is kept (no shrinking: a live target's state moves
         on, and the case as drawn reproduces with its curl and the seed) and the stream goes on judging the
         others; it ends early only once every requirement has failed.
         """
-        judges = STREAM_JUDGES[mode]
+        judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
         stream = Stream(mode=mode, reqs=tuple(j.req for j in judges), seed=self.seed, label=label)
 
         def one_case(case: Case) -> None:
@@ -711,13 +713,15 @@ class Streams:
 
     new_run: Callable[[], GeneratedRun]
     transport: Transport = field(repr=False)
+    reqs: frozenset[str] | None = None
+    """The requirements the selected tests ask of the streams (None: every one of ``STREAM_JUDGES``)."""
     _done: dict[GenerationMode, Stream | Exception] = field(default_factory=dict, repr=False)
 
     def stream(self, mode: GenerationMode) -> Stream:
         done = self._done.get(mode)
         if done is None:
             try:
-                done = self.new_run().stream(mode, label=mode.value)
+                done = self.new_run().stream(mode, label=mode.value, reqs=self.reqs)
             except Exception as exc:  # e.g. the target stopped answering: every test of the mode says so
                 done = exc
             self._done[mode] = done

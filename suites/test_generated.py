@@ -89,12 +89,27 @@ def generated(
 
 @pytest.fixture(scope="module")
 def streams(
-    settings: Settings, profile: Profile, target: Target, transport: Transport, api: AssistantsApi, threads: Any
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    profile: Profile,
+    target: Target,
+    transport: Transport,
+    api: AssistantsApi,
+    threads: Any,
 ) -> Streams:
-    """One positive and one negative stream for the module, each drawn once and judged for all its requirements."""
+    """One positive and one negative stream for the module, each drawn once and judged for every requirement
+    that a selected test asks of it."""
+    selected = frozenset(
+        str(req)
+        for item in request.session.items
+        if "streams" in getattr(item, "fixturenames", ())
+        for mark in item.iter_markers("req")
+        for req in mark.args
+    )
     return Streams(
         new_run=lambda: new_run(settings, profile, target, transport, api.create_message(threads.create()["id"])),
         transport=transport,
+        reqs=selected,
     )
 
 
