@@ -8,7 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,21 @@ def _cpu_model() -> str | None:
     except OSError:
         return None
     return None
+
+
+@contextmanager
+def served(api_key: str) -> Iterator[str]:
+    """The reference server in a process of its own (``modmsg serve --port 0``), as a vendor's target would be:
+    a client's peak memory and CPU are then its own. Yields the base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modmsg.cli", "serve", "--port", "0"],
+        env=clean_env(MODMSG_API_KEY=api_key), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        if "listening on" not in line:
+            raise SystemExit(f"bench: `modmsg serve` did not start: {line.strip() or 'no output'}")
+        yield line.rsplit(" ", 1)[-1].strip()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
