@@ -139,6 +139,9 @@ def _pytest_args(args: argparse.Namespace) -> list[str]:
     from modmsg.paths import suites_dir
 
     argv = [str(suites_dir()), "-p", "no:cacheprovider", "-q"]
+    # This process imported modmsg before pytest could mark the plugin for assertion rewriting; the plugin raises
+    # typed failures and needs none, so pytest's warning about it would only be noise in every run.
+    argv += ["-W", "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"]
     for option in OPTIONS:
         value = getattr(args, option.name)
         if value is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from modmsg.paths import PACKAGE_DIR, REPO_DIR
+from modmsg.paths import docs_dir
 from modmsg.report.badge import write_badge
 from modmsg.report.html import write_html
 from modmsg.report.junit import write_junit
@@ -32,11 +32,11 @@ class ReportError(ValueError):
 
 
 def schema_path() -> Path:
-    """docs/results.schema.json in a checkout; modmsg/data/ when the package was installed from a wheel."""
-    for candidate in (REPO_DIR / "docs" / SCHEMA_NAME, PACKAGE_DIR / "data" / SCHEMA_NAME):
-        if candidate.is_file():
-            return candidate
-    raise ReportError(f"cannot find {SCHEMA_NAME} (looked in {REPO_DIR / 'docs'} and {PACKAGE_DIR / 'data'})")
+    """docs/results.schema.json of the checkout, or its copy in the installed wheel."""
+    path = docs_dir() / SCHEMA_NAME
+    if not path.is_file():
+        raise ReportError(f"cannot find {SCHEMA_NAME} (looked in {path.parent})")
+    return path
 
 
 @cache
