@@ -4,6 +4,7 @@ along as ``modmsg.bundled`` (pyproject.toml), so ``pip install`` + ``modmsg run`
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,12 @@ def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: floa
 
 
 def test_the_wheel_runs_the_suite_from_anywhere(tmp_path: Path) -> None:
-    dist, site, elsewhere = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    source, dist, site, elsewhere = (tmp_path / name for name in ("source", "dist", "site", "elsewhere"))
     elsewhere.mkdir()
-    built = _run("-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(dist), cwd=tmp_path)
+    # pip builds in the source tree (build/, *.egg-info): build from a copy, so the checkout stays as it was.
+    junk = shutil.ignore_patterns(".git", ".venv", "build", "dist", "reports", "*.egg-info", "__pycache__", ".gateway")
+    shutil.copytree(REPO, source, ignore=junk)
+    built = _run("-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(dist), cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next(dist.glob("modmsg-*.whl"))
     installed = _run("-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel), cwd=tmp_path)
