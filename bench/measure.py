@@ -30,6 +30,9 @@ class RunStats:
     peak_rss_mb: float
     exit_code: int
     output: str
+    started_at: float = 0.0
+    """Wall-clock time (``time.time()``) when the child was started: lines it up with its own timestamps."""
+    ended_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,7 +46,7 @@ class RunStats:
 def run_child(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float = 1800.0) -> RunStats:
     """Run ``argv``; its own rusage (``wait4``) gives CPU time and peak RSS, unaffected by other children."""
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         process = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
         deadline = started + timeout
         while True:
@@ -55,12 +58,12 @@ def run_child(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout
                 pid, status, usage = os.wait4(process.pid, 0)
                 break
             time.sleep(0.01)
-        seconds = time.perf_counter() - started
+        seconds, ended_at = time.perf_counter() - started, time.time()
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read()
     peak = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return RunStats(seconds, usage.ru_utime + usage.ru_stime, peak, process.returncode, output)
+    return RunStats(seconds, usage.ru_utime + usage.ru_stime, peak, process.returncode, output, started_at, ended_at)
 
 
 def pytest_argv(*args: str) -> list[str]:

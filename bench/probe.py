@@ -2,6 +2,9 @@
 
 * Garbage collection: a sampling profiler charges a collection to whatever Python frame allocated last, so it
   shows up nowhere as such; ``gc.callbacks`` time each one.
+* Phases: wall-clock times (``time.time()``) when pytest is configured, has collected, starts and ends its
+  session wrap-up, so that ``make bench`` can split a run's wall time into start-up, collection, tests, reports
+  and exit without a profiler's overhead.
 * Memory: the resident set after every test (``/proc/self/statm``). If it stays flat from test to test while the
   run's peak grows with ``--max-examples``, the growth is the working set *inside* one test (Hypothesis' state
   for that test's examples), not evidence or results piling up.
@@ -23,7 +26,11 @@ import pytest
 
 ENV = "BENCH_PROBE_OUT"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_state: dict[str, Any] = {"started": 0.0, "count": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "rss": []}
+_state: dict[str, Any] = {"started": 0.0, "count": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "rss": [], "phases": {}}
+
+
+def _mark(phase: str) -> None:
+    _state["phases"][phase] = time.time()
 
 
 def _callback(phase: str, info: dict[str, int]) -> None:
@@ -44,9 +51,21 @@ def rss_mb() -> float:
     return pages * _PAGE / 2**20
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     if _callback not in gc.callbacks:
         gc.callbacks.append(_callback)
+    _mark("configured")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _mark("collected")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _mark("tests_done")
 
 
 @pytest.hookimpl(trylast=True)
@@ -54,7 +73,9 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
     _state["rss"].append(rss_mb())
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _mark("unconfigured")
     out = os.environ.get(ENV)
     if not out:
         return
@@ -69,6 +90,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         "rss_after_tests_max_mb": round(max(rss), 1),
         "rss_after_last_test_mb": round(rss[-1], 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "phases": dict(_state["phases"]),
     }
     gc.collect()  # count what is still reachable, not garbage waiting for the next full collection
     data["objects_tracked_at_end"] = len(gc.get_objects())
