@@ -32,6 +32,16 @@ class CliError(Exception):
     """A usage problem: printed as one line, exit 2."""
 
 
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of workers >= 1, got {text!r}")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modmsg",
@@ -59,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{option.help} [env {option.env}]",
         )
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression (test names, ids, levels)")
-    run.add_argument("--workers", type=int, default=None, metavar="N", help="parallel workers (pytest-xdist)")
+    run.add_argument("--workers", type=_workers, default=None, metavar="N", help="parallel workers (pytest-xdist)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further arguments for pytest, after --")
 
     serve = commands.add_parser(

@@ -202,3 +202,11 @@ def test_a_streams_tests_share_one_worker_group_and_run_asks_for_loadgroup():
     for nodeid, group, mode in on_streams:
         assert mode is None or group.endswith(mode), nodeid
     assert not [nodeid for nodeid, uses, group, _ in items if group and not uses]
+
+
+@pytest.mark.parametrize("count", ["0", "-2", "two"])
+def test_workers_must_be_a_positive_whole_number(count):
+    done = run_cli("run", "--workers", count)
+    assert done.returncode == 2
+    assert f"argument --workers: expected a whole number of workers >= 1, got '{count}'" in done.stderr
+    assert "Traceback" not in done.stderr
