@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import zlib
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -453,10 +453,8 @@ class Finding:
 class Stream:
     """What one fuzzing stream found: cases sent, the first failure per requirement, a sample of exchanges."""
 
-    mode: GenerationMode
     reqs: tuple[str, ...]
     seed: int
-    label: str
     sent: int = 0
     findings: dict[str, Finding] = field(default_factory=dict)
     sample: tuple[Exchange, ...] = ()
@@ -546,7 +544,7 @@ class GeneratedRun:
         others; it ends early only once every requirement has failed.
         """
         judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
-        stream = Stream(mode=mode, reqs=tuple(j.req for j in judges), seed=self.seed, label=label)
+        stream = Stream(reqs=tuple(j.req for j in judges), seed=self.seed)
 
         def one_case(case: Case) -> None:
             if stream.settled:
@@ -554,7 +552,7 @@ class GeneratedRun:
             active = [judge for judge in judges if judge.req not in stream.findings]
             with self.transport.recording(forward=True) as case_recorder:
                 sent = self.send_case(case, active)
-                failures = self.failures(sent, active)
+                failures = list(self.failures(sent, active))
             exchanges = case_recorder.snapshot()
             stream.sent += 1
             stream.sample = stream.sample or exchanges
@@ -615,9 +613,9 @@ class GeneratedRun:
     ) -> None:
         """Send one case and raise the first failure of ``judges`` (in their order: the most specific first)."""
         sent = self.send_case(case, judges, mode=mode, note=note)
-        failures = self.failures(sent, judges)
-        if failures:
-            raise failures[0]
+        failure = next(self.failures(sent, judges), None)
+        if failure is not None:
+            raise failure from None
 
     def send_case(
         self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
@@ -635,15 +633,14 @@ class GeneratedRun:
         self.counts[mode.value] += 1
         return Sent(case=case, mode=mode, response=response, before=before, after=after, note=note)
 
-    def failures(self, sent: Sent, judges: Sequence[Judge]) -> list[Failure]:
-        """Every judge's failure for one sent case, each with the case's context (what, curl, seed)."""
-        found = []
+    def failures(self, sent: Sent, judges: Sequence[Judge]) -> Iterator[Failure]:
+        """Each judge's failure for one sent case, in the judges' order, with the case's context (what, curl,
+        seed); lazily, so a caller that wants only the first judges no further."""
         for judge in judges:
             try:
                 judge.check(sent, self)
             except Failure as failure:
-                found.append(with_context(failure, self.context(sent)))
-        return found
+                yield with_context(failure, self.context(sent))
 
     def builtin(self, sent: Sent, req: str) -> None:
         """Run the built-in checks mapped to ``req`` and translate their FailureGroup."""
