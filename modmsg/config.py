@@ -7,6 +7,7 @@ pytest plugin, the ``modmsg`` CLI and the README table are all derived from it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,25 @@ OPTIONS: tuple[Option, ...] = (
         "--request-timeout",
         "MODMSG_TIMEOUT",
         30.0,
-        "Seconds to wait for each response.",
+        "Deadline in seconds for each whole exchange: connecting, sending and reading the complete answer.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_response_size",
+        "--max-response-size",
+        "MODMSG_MAX_RESPONSE_SIZE",
+        8 * 1024 * 1024,
+        "Most bytes read from one response, after decompression (e.g. 8388608, 512KiB or 8MiB); a larger answer "
+        "is an ERROR of the exchange with that cause.",
+        metavar="BYTES",
+    ),
+    Option(
+        "max_duration",
+        "--max-duration",
+        "MODMSG_MAX_DURATION",
+        3600.0,
+        "Budget in seconds for the whole run; once spent, the requirements not yet judged are ERROR with that "
+        "cause, the reports are written and the run exits 2.",
         metavar="SECONDS",
     ),
     Option(
@@ -182,6 +201,8 @@ class Settings:
     overlay: str | None = None
     requirements: tuple[str, ...] = ()
     timeout: float = 30.0
+    max_response_size: int = 8 * 1024 * 1024
+    max_duration: float = 3600.0
     rate_limit: float | None = None
     max_transport_failures: int = 5
     max_examples: int = 100
@@ -231,6 +252,20 @@ def _positive(kind: Callable[[Any], Any], option: str) -> Callable[[Any], Any]:
         return number
 
     return convert
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(value: Any) -> int:
+    """``8388608``, ``512KiB``, ``8MiB`` or ``1MB`` bytes; at least 1 KiB; one sentence on anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]*)\s*", str(value).lower())
+    if match is None or match.group(2) not in _SIZE_UNITS:
+        raise ConfigError(f"--max-response-size must be a number of bytes (e.g. 8MiB), not {value!r}")
+    size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if size < 1024:
+        raise ConfigError(f"--max-response-size must be at least 1KiB, not {value!r}")
+    return size
 
 
 def parse_rate_limit(value: Any) -> float:
@@ -353,6 +388,8 @@ def resolve(
         overlay=values["overlay"],
         requirements=tuple(r.upper() for r in values["requirements"]),
         timeout=float(_positive(float, "--request-timeout")(values["timeout"])),
+        max_response_size=parse_size(values["max_response_size"]),
+        max_duration=float(_positive(float, "--max-duration")(values["max_duration"])),
         rate_limit=None if values["rate_limit"] is None else parse_rate_limit(values["rate_limit"]),
         max_transport_failures=_non_negative_int(values["max_transport_failures"], "--max-transport-failures"),
         max_examples=int(_positive(int, "--max-examples")(values["max_examples"])),

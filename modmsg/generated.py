@@ -54,9 +54,10 @@ from modmsg.failures import (
     WrongStatus,
 )
 from modmsg.profiles import Profile
+from modmsg.redaction import REDACTED
 from modmsg.spec import load_overlaid
 from modmsg.strategies import MAX_KEYS
-from modmsg.transport import REDACTED, Exchange, Transport
+from modmsg.transport import Exchange, Transport
 
 OPERATION_ID = "modifyMessage"
 ACCEPTED_REQ = "MM-GEN-01"

@@ -33,12 +33,13 @@ from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
 from modmsg.failures import Failure
 from modmsg.profiles import Profile, ProfileError, load_profile
+from modmsg.redaction import Redactor
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe
-from modmsg.transport import Redactor, Transport, TransportError
+from modmsg.transport import Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
 EVIDENCE_ON_FAILURE = 8

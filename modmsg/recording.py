@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
-    from modmsg.transport import Redactor
+    from modmsg.redaction import Redactor
 
 REDACTED = "[REDACTED]"
 

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from modmsg.config import ConfigError, Settings
-from modmsg.transport import Redactor
+from modmsg.redaction import Redactor
 
 PROBE_TIMEOUT = 5.0
 PROBE_THREAD = "thread_modmsgprobe0000000000000"

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from modmsg.redaction import Redactor
+
 if TYPE_CHECKING:
     from modmsg.recording import RequestLog
 
 BODY_CAP = 16_384
-REDACTED = "[REDACTED]"
 _UNSET: Any = object()
 
 
@@ -107,26 +108,6 @@ def _is_json(response: requests.Response) -> bool:
 def _looks_like_html(response: requests.Response) -> bool:
     content_type = response.headers.get("content-type", "").lower()
     return "html" in content_type or response.text.lstrip()[:1] == "<"
-
-
-@dataclass(frozen=True)
-class Redactor:
-    """Removes credentials from evidence: secret header values by name, and secret values anywhere."""
-
-    secret_headers: frozenset[str]
-    secret_values: tuple[str, ...]
-
-    def text(self, value: str) -> str:
-        for secret in self.secret_values:
-            if secret and secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-
-    def headers(self, headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-        return tuple(
-            (name, REDACTED if name.lower() in self.secret_headers else self.text(str(value)))
-            for name, value in headers.items()
-        )
 
 
 def _body_text(body: bytes | str | None) -> tuple[str | None, int]:
