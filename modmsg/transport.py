@@ -35,6 +35,24 @@ class RateLimitedError(TransportError):
     """The target kept answering 429 past the retry budget: it could not be asked, so nothing is judged."""
 
 
+class RequestDropped(TransportError):
+    """The target closed the connection without an answer to this request, again when it was sent once more,
+    while it answered a check request right after: the target cannot handle this input. A finding about the
+    target (every input must get an HTTP answer), never a network fault."""
+
+    def __init__(self, message: str, exchange: Exchange | None = None) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+
+
+class ResponseTooLarge(TransportError):
+    """The answer was larger than ``--max-response-size`` (counted after decompression): not read further."""
+
+
+class RunBudgetSpent(TransportError):
+    """``--max-duration`` is spent: no further request is sent, and what is not judged yet is ERROR."""
+
+
 class GatewayError(requests.RequestException):
     """A 502/503/504 whose body is not JSON: a proxy or load balancer answered, not the API under test.
 
