@@ -157,3 +157,13 @@ class MissingHeader(Failure):
 @failure
 class GeneratedCaseFailed(Failure):
     title: ClassVar[str] = "Generated request handled wrongly"
+
+
+@failure
+class SiblingCallFailed(Failure):
+    title: ClassVar[str] = "A call the suite relies on answered wrongly"
+
+
+@failure
+class NoAnswer(Failure):
+    title: ClassVar[str] = "Request answered with no HTTP response"

@@ -12,9 +12,11 @@ Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while the ru
 from __future__ import annotations
 
 import _thread
+import contextlib
 import dataclasses
 import gc
 import json
+import os
 import secrets
 import signal
 import threading
@@ -24,12 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from modmsg import __version__
 from modmsg.api import AssistantsApi
+from modmsg.checks.preconditions import finding_for
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
 from modmsg.failures import Failure
 from modmsg.profiles import Profile, ProfileError, load_profile
@@ -38,7 +41,7 @@ from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, match
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
-from modmsg.target import Target, open_target, probe
+from modmsg.target import Target, open_target, probe, transport_for
 from modmsg.transport import Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
@@ -145,6 +148,11 @@ class RunState:
     stopped_early: str | None = None
     leftovers: tuple[str, ...] = ()
     """Threads this process could not delete at the end (they stay in the ledger for ``modmsg sweep``)."""
+    judging: bool = False
+    """This session runs modmsg tests (not e.g. the project's own tests): it owns the report directory."""
+    expected: dict[str, int] | None = None
+    """Selected tests per requirement, where this process collected them (None on an xdist controller): a
+    stopped run tells from it which requirements saw all their tests."""
 
     @property
     def ledger(self) -> Ledger | None:
@@ -184,17 +192,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist registers it too when installed; without xdist the suites' marks must not warn.
     config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker under --dist loadgroup")
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
+    controller = not hasattr(config, "workerinput")
     try:
         settings = resolve(cli, file=load_config_file(Path.cwd()))
+    except ConfigError as exc:
+        refuse(str(exc), _report_dir_hint(cli) if controller else None)
+    try:
         baseline = _load_baseline(settings.baseline) if settings.baseline else None
         catalogue = load_catalogue()
         profile = load_profile(settings.profile)
         overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
-        if settings.base_url and settings.api_key and not config.option.collectonly:
-            # Fail fast, before collection: one sentence and exit 2 instead of a wall of failed tests.
-            probe(settings.base_url, settings.api_key, settings.headers, profile.settings.beta_header, settings.timeout)
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
-        pytest.exit(f"modmsg: {exc}", returncode=2)
+        refuse(str(exc), settings.report_dir if controller else None)
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
@@ -204,8 +213,40 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
         state.run_id = worker_input["modmsg_run_id"]
     config.stash[STATE] = state
-    if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
+    if controller and settings.base_url and settings.api_key and not config.option.collectonly:
+        _probe(state)
+    if controller:  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
+
+
+def refuse(message: str, report_dir: Path | None) -> NoReturn:
+    """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish."""
+    if report_dir is not None:
+        with contextlib.suppress(OSError):
+            from modmsg.report import clear_reports
+
+            clear_reports(report_dir)
+    pytest.exit(f"modmsg: {message}", returncode=2)
+
+
+def _report_dir_hint(cli: dict[str, Any]) -> Path | None:
+    """Where the reports of this run would go, when the settings as a whole could not be read."""
+    raw = cli.get("report_dir") or os.environ.get("MODMSG_REPORT_DIR") or "reports"
+    return Path(str(raw))
+
+
+def _probe(state: RunState) -> None:
+    """Fail fast, before collection, when no Assistants API answers at the base URL (one sentence, exit 2)."""
+    settings = state.settings
+    assert settings.base_url is not None
+    transport = transport_for(settings, settings.base_url, settings.api_key, state.profile.settings.beta_header)
+    try:
+        left = probe(transport, settings.base_url, state.run_id)
+    except ConfigError as exc:
+        refuse(str(exc), settings.report_dir)
+    ledger = state.ledger
+    if left and ledger is not None:  # could not delete the probe's thread: a sweep will
+        ledger.created(state.run_id, left, state.redact(settings.base_url))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -226,6 +267,15 @@ def _load_baseline(path: str) -> RunResult:
         raise ConfigError(f"baseline {path} cannot be used: {exc}") from None
 
 
+def _own_report_dir(config: pytest.Config) -> Path | None:
+    """The report directory this process may clear: the controller's, never a worker's."""
+    return None if hasattr(config, "workerinput") else config.stash[STATE].settings.report_dir
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def _req_ids(item: pytest.Item) -> tuple[str, ...]:
     ids: list[str] = []
     for mark in item.iter_markers("req"):
@@ -238,13 +288,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     selectors = state.settings.requirements
     for selector in selectors:
         if not any(matches(r.id, selector) for r in state.catalogue.active()):
-            pytest.exit(f"modmsg: --req {selector} matches no requirement in the catalogue", returncode=2)
+            refuse(f"--req {selector} matches no requirement in the catalogue", _own_report_dir(config))
     keep, drop = [], []
     for item in items:
         ids = _req_ids(item)
         unknown = [i for i in ids if i not in state.catalogue]
         if unknown:
-            pytest.exit(f"modmsg: {item.nodeid} names unknown requirement(s) {', '.join(unknown)}", returncode=2)
+            refuse(f"{item.nodeid} names unknown requirement(s) {', '.join(unknown)}", _own_report_dir(config))
         if selectors and not any(matches(i, s) for i in ids for s in selectors):
             drop.append(item)
             continue
@@ -257,8 +307,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"not judged under the {state.profile.name} profile"))
     if drop:
         config.hook.pytest_deselected(items=drop)
+    state.judging = _xdist_controller(config) or any(_req_ids(item) for item in keep)
+    if state.judging and not hasattr(config, "workerinput"):
+        _quiet_console(config)
+    if not hasattr(config, "workerinput") and not _xdist_controller(config):
+        expected: dict[str, int] = {}
+        for item in keep:
+            for req_id in _req_ids(item):
+                expected[req_id] = expected.get(req_id, 0) + 1
+        state.expected = expected
     # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
     items[:] = sorted(keep, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+
+
+def _quiet_console(config: pytest.Config) -> None:
+    """The default console of a conformance run: progress, then one line per failing requirement and the claim
+    (the modmsg section), not the suite's own tracebacks and per-test counts. ``--tb`` or ``-v`` bring pytest's
+    tracebacks back; ``-r`` its short summary."""
+    option = config.option
+    if option.verbose > 0:
+        return
+    if option.tbstyle == "auto":
+        option.tbstyle = "no"
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and option.reportchars == "fE":  # pytest's default, not the user's -r
+        reporter.reportchars = reporter.reportchars.replace("f", "").replace("E", "")
 
 
 @pytest.hookimpl(trylast=True)
@@ -295,21 +368,13 @@ def target(modmsg_state: RunState) -> Iterator[Target]:
         with open_target(modmsg_state.settings, modmsg_state.profile.settings.beta_header) as opened:
             yield opened
     except ConfigError as exc:
-        pytest.exit(f"modmsg: {exc}", returncode=2)
+        refuse(str(exc), None)
 
 
 @pytest.fixture(scope="session")
 def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Config) -> Iterator[Transport]:
     settings = modmsg_state.settings
-    made = Transport(
-        base_url=target.base_url,
-        api_key=target.api_key,
-        headers=settings.headers,
-        secret_headers=settings.secret_headers,
-        timeout=settings.timeout,
-        beta=modmsg_state.profile.settings.beta_header,
-        rate_limit=settings.rate_limit,
-    )
+    made = transport_for(settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header)
     modmsg_state.redactor = made.redactor
     if settings.record_requests is None:
         yield made
@@ -439,6 +504,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 def _classify(exc: BaseException, redact: Any) -> tuple[Outcome, str | None, dict[str, str] | None, str]:
     leaves = _leaves(exc)
     typed = next((e for e in leaves if isinstance(e, Failure)), None)
+    if typed is None:  # a sibling call that answered wrongly, a request dropped by a live target: findings too
+        typed = next((f for f in map(finding_for, leaves) if f is not None), None)
     if typed is not None:
         failure = {k: redact(v) for k, v in typed.as_dict().items()}
         return Outcome.FAIL, typed.req, failure, ""
@@ -483,7 +550,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
         item.session.shouldstop = f"modmsg: stopped by {received}"
     if report.longrepr is not None and state.settings.secrets():
-        report.longrepr = state.redact(str(report.longrepr))
+        if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason); keep its shape
+            path, line, text = report.longrepr
+            report.longrepr = (path, line, state.redact(text))
+        else:
+            report.longrepr = state.redact(str(report.longrepr))
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:
@@ -499,7 +570,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         outcome = Outcome.PASS
     elif call.excinfo is not None:
         outcome, failed_req, failure, reason = _classify(call.excinfo.value, state.redact)
-        if report.when == "setup" and outcome is Outcome.FAIL:
+        if report.when == "setup" and outcome is Outcome.FAIL and failed_req is None:
+            # an untyped assertion in a fixture is the suite's own trouble; a typed one is a finding (e.g. the
+            # message fixture's createMessage answering 500 fails MM-RESP-09 and blocks the test's requirements)
             outcome, reason = Outcome.ERROR, f"setup failed: {(failure or {}).get('detail', '')}"
             failure = None
     else:
@@ -526,6 +599,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _stop_cause(state: RunState, session: pytest.Session, exitstatus: int) -> tuple[str | None, bool]:
+    """Why the run ended before every selected test ran, and whether that was a deliberate stop (a signal,
+    -x/--maxfail) rather than a fault (the target gone, the run budget spent)."""
+    if state.stopped_early:
+        return state.stopped_early.removeprefix("modmsg: "), False
+    if state.interrupts.received:
+        return f"interrupted by {state.interrupts.received}", True
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "interrupted", True
+    if session.shouldfail:
+        return f"stopped by pytest ({session.shouldfail})", True
+    return None, False
+
+
 class Collector:
     """Controller-side plugin object: gathers test records, rolls them up and writes the reports."""
 
@@ -544,8 +631,14 @@ class Collector:
         if ledger is not None:  # every worker has cleaned up by now: drop the settled lines
             ledger.compact()
         if not state.records:
+            if state.judging:  # nothing judged: no earlier run's reports may stand in for this one
+                with contextlib.suppress(OSError):
+                    from modmsg.report import clear_reports
+
+                    clear_reports(state.settings.report_dir)
             return
-        run = build_result(state)
+        stopped, interrupted = _stop_cause(state, session, exitstatus)
+        run = build_result(state, stopped, interrupted)
         state.result = run
         from modmsg.report import write_reports
 
@@ -558,14 +651,20 @@ class Collector:
         if run is None:
             self._reliability_lines(terminalreporter)
             return
-        from modmsg.report.console import summary_lines
+        from modmsg.report.console import requirement_stats_line, summary_lines
 
         terminalreporter.section("modmsg conformance")
         for line in summary_lines(run):
             terminalreporter.write_line(line)
-        for path in getattr(self.state, "written", ()):
-            terminalreporter.write_line(f"report: {path}")
         self._reliability_lines(terminalreporter)
+        written = getattr(self.state, "written", ())
+        if written:
+            terminalreporter.write_line(
+                f"reports: {Path(written[0]).parent}/ ({', '.join(Path(p).name for p in written)})"
+            )
+        if self.state.judging and terminalreporter.verbosity <= 0:
+            # One count: requirements, not pytest's "103 failed" tests beside "30 requirements failing".
+            terminalreporter.build_summary_stats_line = lambda: requirement_stats_line(run)
 
     def _reliability_lines(self, terminalreporter: Any) -> None:
         state = self.state
@@ -582,7 +681,7 @@ class Collector:
             )
 
 
-def build_result(state: RunState) -> RunResult:
+def build_result(state: RunState, stopped: str | None = None, interrupted: bool = False) -> RunResult:
     settings, info = state.settings, spec_info()
     finished = time.time()
     target = settings.base_url or "bundled reference server"
@@ -592,7 +691,8 @@ def build_result(state: RunState) -> RunResult:
         spec_commit=info.commit,
         spec_sha256=info.sha256,
         profile=state.profile.name,
-        overlay=state.overlay.source if state.overlay else None,
+        product=(state.overlay.product or None) if state.overlay else None,
+        product_version=(state.overlay.version or None) if state.overlay else None,
         target=state.redact(target),
         seed=settings.seed,
         max_examples=settings.max_examples,
@@ -600,6 +700,8 @@ def build_result(state: RunState) -> RunResult:
         finished=datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
         duration=finished - state.started,
         selection=settings.requirements,
+        stopped=stopped,
+        interrupted=interrupted,
     )
     run = rollup(
         state.catalogue,
@@ -608,6 +710,7 @@ def build_result(state: RunState) -> RunResult:
         profile_base=state.profile.base,
         waivers=state.overlay.waivers if state.overlay else {},
         meta=meta,
+        expected=state.expected,
     )
     if state.baseline is None:
         return run

@@ -17,14 +17,16 @@ from modmsg.requirements import Catalogue, Level, Requirement
 class Outcome(StrEnum):
     PASS = "PASS"  # the target met the requirement
     FAIL = "FAIL"  # the target is non-conformant
+    BLOCKED = "BLOCKED"  # not judged: a requirement it depends on failed first (named in blocked_by)
     ERROR = "ERROR"  # the suite or the network broke; nothing is known about the target
     SKIP = "SKIP"  # not applicable or not run, with a reason
     WAIVED = "WAIVED"  # a declared deviation of the product; never counts as PASS
 
 
-# Among the tests of one requirement, the worst outcome wins. ERROR stays below FAIL: one test that proves
-# the target broken outweighs one that could not judge.
-_RANK = {Outcome.SKIP: 0, Outcome.PASS: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
+# Among the tests of one requirement, the worst outcome wins. BLOCKED outranks PASS (one test that could not
+# judge because a precondition failed leaves the requirement unjudged) and stays below ERROR and FAIL. ERROR
+# stays below FAIL: one test that proves the target broken outweighs one that could not judge.
+_RANK = {Outcome.SKIP: 0, Outcome.PASS: 1, Outcome.BLOCKED: 2, Outcome.ERROR: 3, Outcome.FAIL: 4}
 
 
 def worst(outcomes: Iterable[Outcome]) -> Outcome | None:
@@ -48,9 +50,15 @@ class TestRecord:
     evidence: tuple[Mapping[str, Any], ...] = ()
 
     def contributions(self) -> dict[str, Outcome]:
-        """What this test says about each requirement it touches."""
+        """What this test says about each requirement it touches.
+
+        A typed failure fails its own requirement, which may be a precondition outside the test's marks (the
+        modify step of a metadata test failing MM-RESP-01): then the test's other requirements were never
+        judged, so they are BLOCKED by it, neither failed nor passed.
+        """
         if self.outcome is Outcome.FAIL and self.failed_req:
-            return {self.failed_req: Outcome.FAIL}
+            blocked = dict.fromkeys((r for r in self.reqs if r != self.failed_req), Outcome.BLOCKED)
+            return {**blocked, self.failed_req: Outcome.FAIL}
         return dict.fromkeys(self.reqs, self.outcome)
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,6 +99,7 @@ class RequirementResult:
     reason: str = ""
     observed: Outcome | None = None  # the outcome before a waiver replaced it
     tests: tuple[TestRecord, ...] = ()
+    blocked_by: tuple[str, ...] = ()  # BLOCKED: the failed requirements that kept this one from being judged
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +112,7 @@ class RequirementResult:
             "outcome": self.outcome.value,
             "reason": self.reason,
             "observed": self.observed.value if self.observed else None,
+            "blocked_by": list(self.blocked_by),
             "tests": [t.as_dict() for t in self.tests],
         }
 
@@ -119,18 +129,34 @@ class RequirementResult:
             reason=data.get("reason", ""),
             observed=Outcome(data["observed"]) if data.get("observed") else None,
             tests=tuple(TestRecord.from_dict(t) for t in data.get("tests", ())),
+            blocked_by=tuple(data.get("blocked_by", ())),
         )
 
 
 @dataclass(frozen=True)
 class Claim:
+    """What a run lets a vendor claim. ``status`` is a word for machines, CSS and colours:
+
+    ``conformant`` (``level`` says at which level) · ``not-conformant`` (a MUST requirement FAILs) · ``waived``
+    (only waivers stand between the product and a MUST-level claim: no claim, never the pass colour) ·
+    ``no-claim`` (a MUST requirement could not be judged: ERROR or BLOCKED, or the run stopped early) ·
+    ``partial`` (a selection left requirements unjudged) · ``interrupted`` (stopped by a signal).
+    """
+
     level: str | None  # "MUST+SHOULD", "MUST" or None
     complete: bool  # every applicable requirement was judged
     waivers: int
     text: str
+    status: str = "conformant"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "complete": self.complete, "waivers": self.waivers, "text": self.text}
+        return {
+            "level": self.level,
+            "status": self.status,
+            "complete": self.complete,
+            "waivers": self.waivers,
+            "text": self.text,
+        }
 
 
 @dataclass(frozen=True)
@@ -140,7 +166,7 @@ class RunMeta:
     spec_commit: str
     spec_sha256: str
     profile: str
-    overlay: str | None
+    product: str | None  # from the overlay: the product under test, never the overlay's local path
     target: str
     seed: int | None
     max_examples: int
@@ -148,6 +174,11 @@ class RunMeta:
     finished: str
     duration: float
     selection: tuple[str, ...] = ()
+    product_version: str | None = None
+    stopped: str | None = None
+    """Why the run ended before every selected test ran (a signal, --max-duration, the target gone), if it did."""
+    interrupted: bool = False
+    """Stopped by a signal (Ctrl-C, SIGTERM): the reports claim nothing."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +187,8 @@ class RunMeta:
             "spec_commit": self.spec_commit,
             "spec_sha256": self.spec_sha256,
             "profile": self.profile,
-            "overlay": self.overlay,
+            "product": self.product,
+            "product_version": self.product_version,
             "target": self.target,
             "seed": self.seed,
             "max_examples": self.max_examples,
@@ -164,10 +196,14 @@ class RunMeta:
             "finished": self.finished,
             "duration": round(self.duration, 3),
             "selection": list(self.selection),
+            "stopped": self.stopped,
+            "interrupted": self.interrupted,
         }
 
 
-_BAD = (Outcome.FAIL, Outcome.ERROR)
+RESULTS_FORMAT = "modmsg-results/2"
+
+_BAD = (Outcome.FAIL, Outcome.ERROR, Outcome.BLOCKED)
 
 
 @dataclass(frozen=True)
@@ -175,9 +211,9 @@ class Comparison:
     """This run against a baseline run: CI gates on regressions, not on 100% on day one."""
 
     baseline: str
-    regressions: tuple[str, ...]  # PASS in the baseline, FAIL or ERROR now
-    fixes: tuple[str, ...]  # FAIL or ERROR in the baseline, PASS now
-    unchanged_failures: tuple[str, ...]  # FAIL or ERROR in both
+    regressions: tuple[str, ...]  # PASS in the baseline, FAIL, ERROR or BLOCKED now
+    fixes: tuple[str, ...]  # FAIL, ERROR or BLOCKED in the baseline, PASS now
+    unchanged_failures: tuple[str, ...]  # FAIL, ERROR or BLOCKED in both
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -220,7 +256,10 @@ class RunResult:
 
     @property
     def failed(self) -> bool:
-        """Whether the run should fail a CI job: any FAIL/ERROR, or with a baseline, any regression."""
+        """Whether the run should fail a CI job: any FAIL/ERROR/BLOCKED, or with a baseline, any regression.
+
+        A WAIVED requirement never fails the job (that is what a waiver is for), though it never makes a claim.
+        """
         if self.comparison is not None:
             return bool(self.comparison.regressions)
         return any(r.outcome in _BAD for r in self.requirements)
@@ -233,7 +272,7 @@ class RunResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "format": "modmsg-results/1",
+            "format": RESULTS_FORMAT,
             "meta": self.meta.as_dict(),
             "claim": self.claim.as_dict(),
             "counts": dict(self.counts),
@@ -259,22 +298,37 @@ def _judge(
     contributions: list[tuple[Outcome, TestRecord]],
     applicable: bool,
     profile_name: str,
-) -> tuple[Outcome, str]:
+) -> tuple[Outcome, str, tuple[str, ...]]:
     if not applicable:
-        return Outcome.SKIP, f"not judged under the {profile_name} profile"
+        return Outcome.SKIP, f"not judged under the {profile_name} profile", ()
     outcome = worst(o for o, _ in contributions)
     if outcome is None:
         if requirement.conditional:
-            return Outcome.SKIP, f"never triggered: judged only when {requirement.when}"
-        return Outcome.SKIP, "not run (deselected)"
+            return Outcome.SKIP, f"never triggered: judged only when {requirement.when}", ()
+        return Outcome.SKIP, "not run (deselected)", ()
     if outcome is Outcome.SKIP:
         reasons = sorted({t.reason for o, t in contributions if t.reason})
-        return outcome, "; ".join(reasons) or "skipped"
+        return outcome, "; ".join(reasons) or "skipped", ()
+    if outcome is Outcome.BLOCKED:
+        blockers = tuple(dict.fromkeys(t.failed_req for o, t in contributions if o is outcome and t.failed_req))
+        first = next(t for o, t in contributions if o is outcome)
+        title = (first.failure or {}).get("title", "failed")
+        return outcome, f"not judged: {', '.join(blockers)} failed first ({title})", blockers
     if outcome in (Outcome.FAIL, Outcome.ERROR):
         bad = next(t for o, t in contributions if o is outcome)
         title = (bad.failure or {}).get("title") or bad.reason
-        return outcome, title
-    return outcome, ""
+        return outcome, title, ()
+    return outcome, "", ()
+
+
+def _unfinished(
+    outcome: Outcome, reason: str, seen: int, expected: int | None, stop: str, interrupted: bool
+) -> tuple[Outcome, str]:
+    """A stopped run's verdict on one requirement: a FAIL stands (it was proven), and so does any verdict whose
+    tests all ran; the rest is not judged: ERROR naming the cause, or SKIP after a deliberate interrupt."""
+    if outcome is Outcome.FAIL or (expected is not None and seen >= expected):
+        return outcome, reason
+    return (Outcome.SKIP if interrupted else Outcome.ERROR), f"not judged: {stop}"
 
 
 def rollup(
@@ -285,7 +339,11 @@ def rollup(
     profile_base: str,
     waivers: Mapping[str, str],
     meta: RunMeta,
+    expected: Mapping[str, int] | None = None,
 ) -> RunResult:
+    """One outcome per requirement, worst wins; waivers replace an outcome with WAIVED (keeping what was
+    observed). In a stopped run (``meta.stopped``), requirements whose tests did not all run are not judged;
+    ``expected`` (tests collected per requirement, when known) tells which did."""
     per_req: dict[str, list[tuple[Outcome, TestRecord]]] = {}
     for record in records:
         for req_id, outcome in record.contributions().items():
@@ -294,7 +352,11 @@ def rollup(
     for requirement in catalogue.active():
         contributions = per_req.get(requirement.id, [])
         applicable = profile_base in requirement.profiles
-        outcome, reason = _judge(requirement, contributions, applicable, profile_name)
+        outcome, reason, blocked_by = _judge(requirement, contributions, applicable, profile_name)
+        if meta.stopped and applicable:
+            seen = len({id(t) for _, t in contributions})
+            wanted = None if expected is None else expected.get(requirement.id, 0)
+            outcome, reason = _unfinished(outcome, reason, seen, wanted, meta.stopped, meta.interrupted)
         observed = None
         if applicable and requirement.id in waivers:
             observed, outcome, reason = outcome, Outcome.WAIVED, waivers[requirement.id]
@@ -310,57 +372,82 @@ def rollup(
                 reason=reason,
                 observed=observed,
                 tests=tuple({id(t): t for _, t in contributions}.values()),
+                blocked_by=blocked_by if outcome is Outcome.BLOCKED else (),
             )
         )
     counts = {o.value: sum(r.outcome is o for r in results) for o in Outcome}
-    claim = make_claim(catalogue, results, profile_name, profile_base)
+    claim = make_claim(catalogue, results, profile_name, profile_base, meta)
     return RunResult(meta=meta, requirements=tuple(results), claim=claim, counts=counts)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def make_claim(
-    catalogue: Catalogue, results: Iterable[RequirementResult], profile_name: str, profile_base: str
+    catalogue: Catalogue,
+    results: Iterable[RequirementResult],
+    profile_name: str,
+    profile_base: str,
+    meta: RunMeta | None = None,
 ) -> Claim:
+    """The claim, in this order: interrupted or stopped runs claim nothing; a failing MUST is not conformant;
+    a MUST not judged (ERROR, BLOCKED) gives no claim; a selection that left requirements out is partial; a
+    waived MUST gives no claim (the gate may stay green, the claim never); otherwise conformant at MUST level,
+    or at MUST+SHOULD when every SHOULD is met without a waiver."""
     applicable = [r for r in results if profile_base in catalogue.get(r.id).profiles]
-    waivers = sum(r.outcome is Outcome.WAIVED for r in applicable)
-
-    def met(result: RequirementResult) -> bool:
-        if result.outcome in (Outcome.PASS, Outcome.WAIVED):
-            return True
-        return result.outcome is Outcome.SKIP and catalogue.get(result.id).conditional
-
+    waived = [r for r in applicable if r.outcome is Outcome.WAIVED]
     unjudged = [r for r in applicable if r.outcome is Outcome.SKIP and not catalogue.get(r.id).conditional]
     must = [r for r in applicable if r.level == Level.MUST.value]
     should = [r for r in applicable if r.level == Level.SHOULD.value]
-    suffix = f" with {waivers} waiver{'s' if waivers != 1 else ''}" if waivers else ""
     failing = [r for r in applicable if r.outcome is Outcome.FAIL]
     errored = [r for r in applicable if r.outcome is Outcome.ERROR]
-    errors_note = f", {len(errored)} could not be judged (ERROR)" if errored else ""
+    blocked = [r for r in applicable if r.outcome is Outcome.BLOCKED]
+    complete = not unjudged and not errored and not blocked
+    count = len(waived)
+    if meta is not None and meta.stopped:
+        judged = len(applicable) - len(unjudged) - len(errored)
+        status = "interrupted" if meta.interrupted else "no-claim"
+        head = "interrupted" if meta.interrupted else "no claim: the run stopped early"
+        text = f"{head} ({meta.stopped}): {judged} of {len(applicable)} requirements judged, so no claim"
+        if failing:
+            text += f"; {_n(len(failing), 'requirement')} failing"
+        return Claim(None, False, count, text, status)
+    notes = ", ".join(
+        part
+        for part in (
+            f"{len(errored)} could not be judged (ERROR)" if errored else "",
+            f"{len(blocked)} blocked by a failed precondition (BLOCKED)" if blocked else "",
+            f"{count} waived" if count else "",
+        )
+        if part
+    )
+    extra = f", {notes}" if notes else ""
     if any(r.outcome is Outcome.FAIL for r in must):
-        return Claim(
-            None,
-            not unjudged,
-            waivers,
-            f"not conformant to the {profile_name} profile: {len(failing)} requirement(s) failing{errors_note}",
-        )
-    if errored and any(r.outcome is Outcome.ERROR for r in must):
-        return Claim(
-            None,
-            False,
-            waivers,
-            f"no claim: {len(errored)} requirement(s) could not be judged (ERROR: the suite or the network broke)",
-        )
+        text = f"not conformant to the {profile_name} profile: {_n(len(failing), 'requirement')} failing{extra}"
+        return Claim(None, complete, count, text, "not-conformant")
+    unjudged_must = [r for r in must if r.outcome in (Outcome.ERROR, Outcome.BLOCKED)]
+    if unjudged_must:
+        text = f"no claim: {_n(len(unjudged_must), 'MUST requirement')} could not be judged{extra}"
+        return Claim(None, False, count, text, "no-claim")
     if unjudged:
-        return Claim(
-            None,
-            False,
-            waivers,
-            f"partial run: {len(unjudged)} applicable requirement(s) not judged, so no conformance claim",
+        text = f"partial run: {len(unjudged)} applicable requirement(s) not judged, so no conformance claim"
+        return Claim(None, False, count, text, "partial")
+    waived_must = [r for r in waived if r.level == Level.MUST.value]
+    if waived_must:
+        text = (
+            f"not conformant to the {profile_name} profile: {_n(count, 'requirement')} waived "
+            f"({len(waived_must)} MUST); a waiver keeps a CI gate green but never makes a claim"
         )
+        return Claim(None, complete, count, text, "waived")
+
+    def met(result: RequirementResult) -> bool:
+        return result.outcome is Outcome.PASS or (
+            result.outcome is Outcome.SKIP and catalogue.get(result.id).conditional
+        )
+
     if all(met(r) for r in should):
-        return Claim(
-            "MUST+SHOULD",
-            True,
-            waivers,
-            f"conformant to the {profile_name} profile at MUST+SHOULD level{suffix}",
-        )
-    return Claim("MUST", True, waivers, f"conformant to the {profile_name} profile at MUST level{suffix}")
+        return Claim("MUST+SHOULD", True, 0, f"conformant to the {profile_name} profile at MUST+SHOULD level")
+    waived_should = [r for r in should if r.outcome is Outcome.WAIVED]
+    why = f"; not at MUST+SHOULD: {_n(len(waived_should), 'SHOULD requirement')} waived" if waived_should else ""
+    return Claim("MUST", True, count, f"conformant to the {profile_name} profile at MUST level{why}")

@@ -18,7 +18,8 @@ class WaiverError(ValueError):
 class Overlay:
     product: str
     waivers: dict[str, str]  # requirement id -> reason
-    source: str
+    source: str  # the file it was read from: for messages only, never shown in a report
+    version: str = ""  # the product's version, shown with its name in every report
 
 
 def load_overlay(path: str, catalogue: Catalogue) -> Overlay:
@@ -28,7 +29,7 @@ def load_overlay(path: str, catalogue: Catalogue) -> Overlay:
 def parse_overlay(data: Any, origin: str, catalogue: Catalogue) -> Overlay:
     if not isinstance(data, dict) or not isinstance(data.get("waivers"), list):
         raise WaiverError(f"overlay {origin}: expected a mapping with a 'waivers' list")
-    unknown = set(data) - {"product", "waivers"}
+    unknown = set(data) - {"product", "version", "waivers"}
     if unknown:
         raise WaiverError(f"overlay {origin}: unknown key(s) {', '.join(sorted(unknown))}")
     waivers: dict[str, str] = {}
@@ -41,4 +42,9 @@ def parse_overlay(data: Any, origin: str, catalogue: Catalogue) -> Overlay:
         if not reason:
             raise WaiverError(f"overlay {origin}: waiver {index} ({req_id}) needs a reason")
         waivers[req_id] = reason
-    return Overlay(product=str(data.get("product", "")), waivers=waivers, source=origin)
+    return Overlay(
+        product=str(data.get("product") or "").strip(),
+        waivers=waivers,
+        source=origin,
+        version=str(data.get("version") or "").strip(),
+    )

@@ -80,7 +80,7 @@ def meta(**overrides: Any) -> RunMeta:
         "spec_commit": "0" * 40,
         "spec_sha256": "f" * 64,
         "profile": "openai",
-        "overlay": None,
+        "product": None,
         "target": "http://127.0.0.1:8080/v1",
         "seed": 1234,
         "max_examples": 25,
@@ -391,6 +391,7 @@ def test_junit_has_one_testcase_per_requirement(tmp_path: Path, mixed: RunResult
         ("must-fails", "openai: 1/{judged} failing", "#cb2431"),
         ("partial", "openai: partial", "#6a737d"),
         ("partial-should-fails", "openai: partial, 1 failing", "#6a737d"),
+        ("waived-must", "openai: not conformant, 1 waived", "#0969da"),
     ],
 )
 def test_badge_states_the_claim(tmp_path: Path, catalogue: Catalogue, scenario: str, message: str, colour: str) -> None:
@@ -402,14 +403,16 @@ def test_badge_states_the_claim(tmp_path: Path, catalogue: Catalogue, scenario: 
         "must-fails": [*all_pass(catalogue, skip=must), failing(must)],
         "partial": all_pass(catalogue, skip=must),
         "partial-should-fails": [*all_pass(catalogue, skip=must), failing(should)],
+        "waived-must": [*all_pass(catalogue, skip=must), failing(must)],
     }[scenario]
-    run = run_of(catalogue, records)
+    run = run_of(catalogue, records, waivers={must: "known deviation"} if scenario == "waived-must" else None)
     message = message.format(judged=sum(r.outcome is not Outcome.SKIP for r in run.requirements))
     written = write(run, tmp_path)
     label = {
         "all-pass": "✔ CONFORMANT (MUST+SHOULD)",
         "should-fails": "✔ CONFORMANT (MUST)",
         "must-fails": "✘ NOT CONFORMANT",
+        "waived-must": "⚑ NOT CONFORMANT: 1 WAIVED",
     }.get(scenario, "◐ PARTIAL RUN: NO CLAIM")
     summary = written["summary.md"].read_text(encoding="utf-8")
     assert summary.startswith(f"## Modify message conformance: {label}\n")
@@ -478,7 +481,7 @@ def test_hostile_target_data_renders_inert_and_bounded(tmp_path: Path, catalogue
             evidence=(exchange(None, error=HOSTILE),),
         )
     )
-    run = run_of(catalogue, records, target="http://" + HOSTILE, overlay=HOSTILE)
+    run = run_of(catalogue, records, target="http://" + HOSTILE, product=HOSTILE)
     written = write(run, tmp_path)
 
     raw = {name: path.read_bytes() for name, path in written.items()}
@@ -527,9 +530,9 @@ def test_rerender_round_trip(tmp_path: Path, mixed: RunResult) -> None:
         (b"{not json", "not JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[]", "expected a JSON object"),
-        (b'{"format": "modmsg-results/2"}', "is not modmsg-results/1"),
-        (b'{"format": "modmsg-results/1", "meta": {}}', "does not match modmsg-results/1"),
-        ("outcome", "does not match modmsg-results/1 at /requirements/0/outcome"),
+        (b'{"format": "modmsg-results/1"}', "is not modmsg-results/2"),
+        (b'{"format": "modmsg-results/2", "meta": {}}', "does not match modmsg-results/2"),
+        ("outcome", "does not match modmsg-results/2 at /requirements/0/outcome"),
     ],
 )
 def test_rerender_rejects_a_malformed_results_file(tmp_path: Path, mixed: RunResult, content: Any, words: str) -> None:

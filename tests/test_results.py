@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from modmsg.requirements import load_catalogue
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup, worst
 
@@ -12,7 +14,7 @@ META = RunMeta(
     spec_commit="c",
     spec_sha256="s",
     profile="openai",
-    overlay=None,
+    product=None,
     target="t",
     seed=1,
     max_examples=1,
@@ -65,10 +67,38 @@ def test_one_failing_must_is_not_conformant():
     assert result.failed
 
 
-def test_a_typed_failure_fails_only_its_requirement():
+def test_a_typed_failure_fails_its_requirement_and_blocks_the_others_of_its_test():
     result = run([*all_passing(), record(Outcome.FAIL, "MM-META-06", "MM-META-12", failed_req="MM-META-06")])
     assert outcome(result, "MM-META-06") is Outcome.FAIL
-    assert outcome(result, "MM-META-12") is Outcome.PASS
+    blocked = next(r for r in result.requirements if r.id == "MM-META-12")
+    assert blocked.outcome is Outcome.BLOCKED and blocked.blocked_by == ("MM-META-06",)
+    assert "MM-META-06" in blocked.reason
+
+
+def test_a_failed_precondition_fails_its_own_requirement_and_blocks_the_test_requirement():
+    """The modify step of a metadata test answering 201 fails MM-RESP-01 and blocks MM-META-01; it is never a
+    SKIP 'not run (deselected)' nor a second FAIL."""
+    records = [r for r in all_passing() if r.reqs != ("MM-META-01",)]
+    records.append(record(Outcome.FAIL, "MM-META-01", failed_req="MM-RESP-01"))
+    result = run(records)
+    assert outcome(result, "MM-RESP-01") is Outcome.FAIL
+    assert outcome(result, "MM-META-01") is Outcome.BLOCKED
+    assert result.claim.status == "not-conformant" and "1 blocked" in result.claim.text
+    assert result.counts["BLOCKED"] == 1 and result.failed
+
+
+def test_blocked_ranks_above_pass_and_below_error_and_fail():
+    assert worst([Outcome.PASS, Outcome.BLOCKED]) is Outcome.BLOCKED
+    assert worst([Outcome.BLOCKED, Outcome.ERROR]) is Outcome.ERROR
+    assert worst([Outcome.BLOCKED, Outcome.FAIL]) is Outcome.FAIL
+
+
+def test_a_must_blocked_by_a_failing_should_gives_no_claim():
+    records = [r for r in all_passing() if r.reqs != ("MM-META-01",)]
+    records.append(record(Outcome.FAIL, "MM-META-01", failed_req="MM-HDR-03"))  # HDR-03 is SHOULD
+    result = run(records)
+    assert outcome(result, "MM-META-01") is Outcome.BLOCKED
+    assert result.claim.level is None and result.claim.status == "no-claim"
 
 
 def test_an_untyped_assertion_fails_every_requirement_of_the_test():
@@ -80,9 +110,9 @@ def test_error_is_reported_as_error_not_fail():
     result = run([*all_passing(), record(Outcome.ERROR, "MM-ERR-01")])
     assert outcome(result, "MM-ERR-01") is Outcome.ERROR
     assert result.failed and result.claim.level is None
-    assert result.claim.text.startswith("no claim: 1 requirement(s) could not be judged")
+    assert result.claim.text.startswith("no claim: 1 MUST requirement could not be judged")
     both = run([*all_passing(), record(Outcome.ERROR, "MM-ERR-01"), record(Outcome.FAIL, "MM-ERR-02")])
-    assert both.claim.text.endswith("1 requirement(s) failing, 1 could not be judged (ERROR)")
+    assert both.claim.text.endswith("1 requirement failing, 1 could not be judged (ERROR)")
 
 
 def test_skip_is_never_pass_and_a_deselected_requirement_makes_a_partial_run():
@@ -94,13 +124,49 @@ def test_skip_is_never_pass_and_a_deselected_requirement_makes_a_partial_run():
     assert outcome(run(all_passing()[:5]), "MM-META-16") is Outcome.SKIP
 
 
-def test_waiver_reports_waived_never_pass_and_is_counted_in_the_claim():
-    records = [*all_passing(), record(Outcome.FAIL, "MM-REQ-05", failed_req="MM-REQ-05")]
-    result = run(records, waivers={"MM-REQ-05": "the gateway injects OpenAI-Beta", "MM-HDR-03": "no request ids"})
+def test_waiver_reports_waived_never_pass_and_a_waived_must_makes_no_claim():
+    records = [*all_passing(), record(Outcome.FAIL, "MM-META-06", failed_req="MM-META-06")]
+    result = run(records, waivers={"MM-META-06": "the gateway allows 32 keys", "MM-HDR-03": "no request ids"})
     waived = {r.id: r for r in result.requirements if r.outcome is Outcome.WAIVED}
-    assert set(waived) == {"MM-REQ-05", "MM-HDR-03"}
-    assert waived["MM-REQ-05"].observed is Outcome.FAIL and waived["MM-HDR-03"].observed is Outcome.PASS
-    assert result.claim.level == "MUST+SHOULD" and "with 2 waivers" in result.claim.text
+    assert set(waived) == {"MM-META-06", "MM-HDR-03"}
+    assert waived["MM-META-06"].observed is Outcome.FAIL and waived["MM-HDR-03"].observed is Outcome.PASS
+    assert result.claim.level is None and result.claim.status == "waived"
+    assert result.claim.text.startswith("not conformant to the openai profile: 2 requirements waived (1 MUST)")
+    assert not result.failed  # the gate may stay green: that is what a waiver is for
+
+
+def test_a_waived_should_keeps_the_must_claim_but_not_must_and_should():
+    result = run(all_passing(), waivers={"MM-HDR-03": "the gateway strips x-request-id"})
+    assert result.claim.level == "MUST" and result.claim.status == "conformant"
+    assert "not at MUST+SHOULD: 1 SHOULD requirement waived" in result.claim.text
+    assert not result.failed
+
+
+def test_a_stopped_run_claims_nothing_and_marks_unfinished_requirements():
+    stopped = dataclasses.replace(META, stopped="the run budget of 60 s (--max-duration) is spent")
+    records = [*all_passing()[:10], record(Outcome.FAIL, "MM-META-06", failed_req="MM-META-06")]
+    expected = {r.id: 1 for r in CATALOGUE.for_profile("openai")}
+    result = rollup(
+        CATALOGUE, records, profile_name="openai", profile_base="openai", waivers={}, meta=stopped, expected=expected
+    )
+    first = records[0].reqs[0]
+    assert outcome(result, first) is Outcome.PASS  # every test of it ran
+    assert outcome(result, "MM-META-06") is Outcome.FAIL  # proven, stands
+    unfinished = next(r for r in result.requirements if r.id == "MM-META-16")
+    assert unfinished.outcome is Outcome.ERROR and "--max-duration" in unfinished.reason
+    assert result.claim.level is None and result.claim.status == "no-claim"
+    interrupted = dataclasses.replace(stopped, stopped="interrupted by SIGINT", interrupted=True)
+    again = rollup(
+        CATALOGUE,
+        records,
+        profile_name="openai",
+        profile_base="openai",
+        waivers={},
+        meta=interrupted,
+        expected=expected,
+    )
+    assert outcome(again, "MM-META-16") is Outcome.SKIP and again.claim.status == "interrupted"
+    assert again.claim.text.startswith("interrupted")
 
 
 def test_requirements_outside_the_profile_are_skipped_with_a_reason():
@@ -120,3 +186,4 @@ def test_counts_add_up_to_the_catalogue():
     result = run([*all_passing(), record(Outcome.ERROR, "MM-ERR-01")], waivers={"MM-HDR-03": "x"})
     assert sum(result.counts.values()) == len(CATALOGUE.active())
     assert result.counts["ERROR"] == 1 and result.counts["WAIVED"] == 1 and result.counts["SKIP"] == 1
+    assert result.counts["BLOCKED"] == 0

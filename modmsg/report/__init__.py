@@ -19,12 +19,21 @@ from modmsg.report.badge import write_badge
 from modmsg.report.html import write_html
 from modmsg.report.junit import write_junit
 from modmsg.report.summary import write_summary
-from modmsg.results import RunResult
+from modmsg.results import RESULTS_FORMAT, RunResult
 
-RESULTS_FORMAT = "modmsg-results/1"
 SCHEMA_NAME = "results.schema.json"
+ARTEFACTS = ("results.json", "junit.xml", "summary.md", "report.html", "badge.svg")
+"""What a run writes into its report directory; a new run removes exactly these first."""
 
-__all__ = ["ReportError", "load_results", "rerender", "write_reports", "write_results_json"]
+__all__ = [
+    "ARTEFACTS",
+    "ReportError",
+    "clear_reports",
+    "load_results",
+    "rerender",
+    "write_reports",
+    "write_results_json",
+]
 
 
 class ReportError(ValueError):
@@ -98,6 +107,15 @@ def rerender(results_json: Path, out_dir: Path) -> tuple[Path, ...]:
         write_summary(run, out_dir / "summary.md"),
         write_badge(run, out_dir / "badge.svg"),
     )
+
+
+def clear_reports(directory: Path) -> None:
+    """Remove the artefacts an earlier run left in ``directory`` (only those: the thread ledger and anything
+    else stay), so a run that ends without a verdict leaves nothing stale for CI to publish."""
+    for name in ARTEFACTS:
+        path = directory / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
 
 
 def write_reports(run: RunResult, directory: Path) -> tuple[Path, ...]:

@@ -15,7 +15,7 @@ from modmsg.results import Outcome, RunResult
 
 SVG_NS = "http://www.w3.org/2000/svg"
 LABEL = "modify message"
-COLOURS = {"green": "#2e8540", "yellow": "#b08800", "red": "#cb2431", "grey": "#6a737d"}
+COLOURS = {"green": "#2e8540", "yellow": "#b08800", "red": "#cb2431", "grey": "#6a737d", "blue": "#0969da"}
 # Approximate advance widths (px) of Verdana at 11px, by character class; wide glyphs default to 7.5.
 _WIDTHS = {
     **dict.fromkeys("ijl|!.,:;'`", 3.2),
@@ -40,16 +40,19 @@ def text_width(value: str) -> float:
 
 
 def badge_for(run: RunResult) -> Badge:
+    """The claim in a few words; a waiver never shows the pass colour, and only a claim is green or yellow."""
     profile = text.shorten(run.meta.profile, 40)
-    failing = len(view.failing(run))
+    failing = sum(r.outcome is Outcome.FAIL for r in run.requirements)
     judged = len(view.judged(run))
-    waived = sum(r.outcome is Outcome.WAIVED for r in run.requirements)
-    waiver_note = f", {waived} waived" if waived else ""
-    if run.claim.level:
+    status = run.claim.status
+    if status == "conformant" and run.claim.level:
         colour = "green" if run.claim.level == "MUST+SHOULD" else "yellow"
-        return Badge(LABEL, f"{profile} {run.claim.level}: pass{waiver_note}", colour)
-    if view.verdict(run).key == "partial":
-        return Badge(LABEL, f"{profile}: partial" + (f", {failing} failing" if failing else ""), "grey")
+        return Badge(LABEL, f"{profile} {run.claim.level}: pass", colour)
+    if status == "waived":
+        return Badge(LABEL, f"{profile}: not conformant, {run.claim.waivers} waived", "blue")
+    if status in ("partial", "interrupted", "no-claim"):
+        word = {"partial": "partial", "interrupted": "interrupted", "no-claim": "no claim"}[status]
+        return Badge(LABEL, f"{profile}: {word}" + (f", {failing} failing" if failing else ""), "grey")
     return Badge(LABEL, f"{profile}: {failing}/{judged} failing", "red")
 
 

@@ -50,10 +50,10 @@ def write_junit(run: RunResult, path: Path) -> Path:
     meta = run.meta
     suite = ET.Element(
         "testsuite",
-        name=text.shorten(f"modmsg {meta.profile}", 200),
+        name=text.shorten(f"modmsg {meta.profile}: {run.claim.text}", 300),
         tests=str(len(run.requirements)),
         failures=str(counts["FAIL"]),
-        errors=str(counts["ERROR"]),
+        errors=str(counts["ERROR"] + counts["BLOCKED"]),
         skipped=str(counts["SKIP"] + counts["WAIVED"]),
         time=f"{meta.duration:.3f}",
         timestamp=text.clean(meta.started),
@@ -62,7 +62,8 @@ def write_junit(run: RunResult, path: Path) -> Path:
     for name, value in (
         ("claim", run.claim.text),
         ("profile", meta.profile),
-        ("overlay", meta.overlay or ""),
+        ("claim_status", run.claim.status),
+        ("product", view.product(run)),
         ("target", meta.target),
         ("suite_version", meta.suite_version),
         ("spec_version", meta.spec_version),
@@ -80,8 +81,9 @@ def write_junit(run: RunResult, path: Path) -> Path:
         )
         if result.outcome is Outcome.FAIL:
             ET.SubElement(case, "failure", message=_message(result), type="FAIL").text = _failure_text(result)
-        elif result.outcome is Outcome.ERROR:
-            ET.SubElement(case, "error", message=_message(result), type="ERROR").text = _failure_text(result)
+        elif result.outcome in (Outcome.ERROR, Outcome.BLOCKED):
+            kind = result.outcome.value
+            ET.SubElement(case, "error", message=_message(result), type=kind).text = _failure_text(result)
         elif result.outcome in (Outcome.SKIP, Outcome.WAIVED):
             reason = text.shorten(f"{result.outcome.value}: {result.reason}", MESSAGE_CAP)
             ET.SubElement(case, "skipped", message=reason)

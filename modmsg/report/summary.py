@@ -43,7 +43,7 @@ def render_summary(run: RunResult) -> str:
         "",
         f"**Claim:** {escape(run.claim.text, 300)}",
         "",
-        f"- Profile: {_code(meta.profile)}, overlay: {_code(meta.overlay) if meta.overlay else 'none'}",
+        f"- Profile: {_code(meta.profile)}, product: {_code(view.product(run)) if view.product(run) else 'not named'}",
         f"- Target: {_code(meta.target)}",
         f"- Suite {_code(meta.suite_version)}, spec {_code(meta.spec_version)} at commit "
         f"{_code(meta.spec_commit[:12])}, seed {seed}",

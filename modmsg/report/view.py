@@ -8,18 +8,25 @@ from dataclasses import dataclass
 from modmsg.requirements import AREA_TITLES
 from modmsg.results import Outcome, RequirementResult, RunResult, TestRecord
 
-STATES: tuple[Outcome, ...] = (Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP, Outcome.WAIVED)
+STATES: tuple[Outcome, ...] = (
+    Outcome.PASS,
+    Outcome.FAIL,
+    Outcome.BLOCKED,
+    Outcome.ERROR,
+    Outcome.SKIP,
+    Outcome.WAIVED,
+)
 LEVELS = ("MUST", "SHOULD", "MAY")
 # Text always goes with the symbol; the symbol is never the only signal (nor is colour).
-SYMBOLS = {"PASS": "✔", "FAIL": "✘", "ERROR": "⚠", "SKIP": "⊘", "WAIVED": "⚑"}
-BAD = (Outcome.FAIL, Outcome.ERROR)
-_FIRST = {Outcome.FAIL: 0, Outcome.ERROR: 1}
+SYMBOLS = {"PASS": "✔", "FAIL": "✘", "BLOCKED": "⛔", "ERROR": "⚠", "SKIP": "⊘", "WAIVED": "⚑"}
+BAD = (Outcome.FAIL, Outcome.ERROR, Outcome.BLOCKED)
+_FIRST = {Outcome.FAIL: 0, Outcome.ERROR: 1, Outcome.BLOCKED: 2}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    key: str  # "conformant" | "not-conformant" | "partial": a CSS class and a machine-readable word
-    label: str  # "CONFORMANT (MUST+SHOULD)", "NOT CONFORMANT", "PARTIAL RUN: NO CLAIM"
+    key: str  # the claim status (modmsg.results.Claim.status): a CSS class, a colour and a machine-readable word
+    label: str  # "CONFORMANT (MUST+SHOULD)", "NOT CONFORMANT", "NOT CONFORMANT: 3 WAIVED", "PARTIAL RUN: NO CLAIM"
     symbol: str
 
 
@@ -34,22 +41,26 @@ class AreaGroup:
         return state_counts(self.requirements)
 
 
-def must_failing(run: RunResult) -> bool:
-    """A MUST requirement FAILed or ERRORed: the one thing that makes a run not conformant."""
-    return any(r.level == "MUST" and r.outcome in BAD for r in run.requirements)
-
-
 def verdict(run: RunResult) -> Verdict:
-    """The claim as a label, following modmsg.results.make_claim: MUST failures first, then completeness."""
-    if run.claim.level:
-        return Verdict("conformant", f"CONFORMANT ({run.claim.level})", "✔")
-    if any(r.level == "MUST" and r.outcome.value == "FAIL" for r in run.requirements):
-        return Verdict("not-conformant", "NOT CONFORMANT", "✘")
-    if must_failing(run):  # only ERRORs: nothing is known about the target, so no verdict either way
-        return Verdict("partial", "NO CLAIM: NOT JUDGED (ERROR)", "◐")
-    if not run.claim.complete:
+    """The claim as a label; ``modmsg.results.make_claim`` decides, this only names its status."""
+    claim = run.claim
+    if claim.status == "conformant" and claim.level:
+        return Verdict("conformant", f"CONFORMANT ({claim.level})", "✔")
+    if claim.status == "waived":
+        return Verdict("waived", f"NOT CONFORMANT: {claim.waivers} WAIVED", "⚑")
+    if claim.status == "interrupted":
+        return Verdict("interrupted", "INTERRUPTED: NO CLAIM", "◐")
+    if claim.status == "no-claim":
+        return Verdict("no-claim", "NO CLAIM: NOT JUDGED", "◐")
+    if claim.status == "partial":
         return Verdict("partial", "PARTIAL RUN: NO CLAIM", "◐")
     return Verdict("not-conformant", "NOT CONFORMANT", "✘")
+
+
+def product(run: RunResult) -> str:
+    """The product under test as the overlay names it ("Acme Gateway 2.1"), or "" without one."""
+    meta = run.meta
+    return " ".join(part for part in (meta.product, meta.product_version) if part)
 
 
 def state_counts(requirements: Iterable[RequirementResult]) -> dict[str, int]:
@@ -86,8 +97,8 @@ def judged(run: RunResult) -> tuple[RequirementResult, ...]:
 
 
 def bad_tests(result: RequirementResult) -> tuple[TestRecord, ...]:
-    """The tests that made this requirement FAIL or ERROR (or would have, before a waiver)."""
-    return tuple(t for t in result.tests if t.outcome in BAD and (t.failed_req is None or t.failed_req == result.id))
+    """The tests that made this requirement FAIL, ERROR or BLOCKED (or would have, before a waiver)."""
+    return tuple(t for t in result.tests if t.contributions().get(result.id) in BAD)
 
 
 def other_tests(result: RequirementResult) -> tuple[TestRecord, ...]:
