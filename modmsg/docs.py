@@ -81,7 +81,7 @@ def readme_with_current_table(text: str) -> str:
 
 
 CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
-CHECK_MODULES = ("response", "metadata", "errors", "headers")
+CHECK_MODULES = ("response", "metadata", "errors", "headers", "preconditions")
 # A realistic sample per failure type: (requirement, expected, received) as a failing run would show it.
 FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
     "WrongStatus": ("MM-ERR-01", "404", '200 application/json: {"id": "msg_…", "object": "thread.message", …}'),
@@ -139,6 +139,16 @@ FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
     ),
     "WrongContentType": ("MM-HDR-02", "Content-Type: application/json", "Content-Type: text/html on 400"),
     "MissingHeader": ("MM-HDR-03", "a non-empty x-request-id header", "headers: content-length, content-type"),
+    "SiblingCallFailed": (
+        "MM-RESP-09",
+        "200 with a JSON object from the sibling call the test stands on",
+        'createMessage answered 500: {"error": …}',
+    ),
+    "NoAnswer": (
+        "MM-ERR-08",
+        "an HTTP answer to every request (the target answered the requests around this one)",
+        "POST …/messages/msg_…: connection closed without a response, twice, while GET …/threads/… answered 404",
+    ),
     "GeneratedCaseFailed": (
         "MM-GEN-02",
         "a 4xx error envelope for a schema-violating request",

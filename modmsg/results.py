@@ -204,6 +204,7 @@ class RunMeta:
 RESULTS_FORMAT = "modmsg-results/2"
 
 _BAD = (Outcome.FAIL, Outcome.ERROR, Outcome.BLOCKED)
+_JUDGED_BAD = (Outcome.FAIL, Outcome.ERROR)
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,9 @@ class Comparison:
     """This run against a baseline run: CI gates on regressions, not on 100% on day one."""
 
     baseline: str
-    regressions: tuple[str, ...]  # PASS in the baseline, FAIL, ERROR or BLOCKED now
-    fixes: tuple[str, ...]  # FAIL, ERROR or BLOCKED in the baseline, PASS now
-    unchanged_failures: tuple[str, ...]  # FAIL, ERROR or BLOCKED in both
+    regressions: tuple[str, ...]  # PASS in the baseline, FAIL or ERROR now
+    fixes: tuple[str, ...]  # FAIL or ERROR in the baseline, PASS now
+    unchanged_failures: tuple[str, ...]  # FAIL or ERROR in both
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -238,11 +239,12 @@ def compare(baseline: Mapping[str, Any], current: Iterable[RequirementResult], l
     before = {r["id"]: Outcome(r["outcome"]) for r in baseline["requirements"]}
     now = {r.id: r.outcome for r in current}
     common = [i for i in now if i in before]
+    # BLOCKED is left out on both sides: it was not judged, and the requirement that blocked it is compared itself.
     return Comparison(
         baseline=label,
-        regressions=tuple(i for i in common if before[i] is Outcome.PASS and now[i] in _BAD),
-        fixes=tuple(i for i in common if before[i] in _BAD and now[i] is Outcome.PASS),
-        unchanged_failures=tuple(i for i in common if before[i] in _BAD and now[i] in _BAD),
+        regressions=tuple(i for i in common if before[i] is Outcome.PASS and now[i] in _JUDGED_BAD),
+        fixes=tuple(i for i in common if before[i] in _JUDGED_BAD and now[i] is Outcome.PASS),
+        unchanged_failures=tuple(i for i in common if before[i] in _JUDGED_BAD and now[i] in _JUDGED_BAD),
     )
 
 

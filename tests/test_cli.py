@@ -86,7 +86,7 @@ def test_malformed_profile_file_exits_2(tmp_path):
 def test_target_answering_html_exits_2(tmp_path, html_target):
     done = run_suite(tmp_path, "--base-url", html_target, env={"MODMSG_API_KEY": "k"})
     assert done.exit_code == 2
-    assert "answered HTML" in _one_line_error_from(done.output)
+    assert "answered 501 with an HTML page" in _one_line_error_from(done.output)
 
 
 def test_wrong_api_key_exits_2(tmp_path):

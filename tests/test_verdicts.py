@@ -1,0 +1,79 @@
+"""Honest verdicts (issue: setup vs finding, stale evidence, the console): a wrong setting is exit 2 with one
+sentence and no report; an API with defects is judged; the console counts requirements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import run_suite
+from starlette.middleware import Middleware
+
+from modmsg.reference import start_server
+from modmsg.report import ARTEFACTS
+from modmsg.variants import Reply, RewriteResponses
+
+KEY = "sk-modmsg-verdicts-0123456789"
+
+
+def _html_404(scope, reply: Reply) -> Reply:
+    """A framework's default not-found page in front of a correct API."""
+    if reply.status != 404:
+        return reply
+    return reply.with_body(b"<!doctype html><h1>404 Not Found</h1>", content_type=b"text/html; charset=utf-8")
+
+
+def _publishable(report_dir: Path) -> list[str]:
+    return sorted(name for name in ARTEFACTS if (report_dir / name).exists())
+
+
+def test_api_root_without_v1_is_a_wrong_setting_with_a_hint_and_no_report(tmp_path: Path) -> None:
+    with start_server(api_key=KEY) as server:
+        root = server.base_url.removesuffix("/v1")
+        done = run_suite(tmp_path, "--base-url", root, env={"MODMSG_API_KEY": KEY})
+    assert done.exit_code == 2, done.output[-2000:]
+    lines = [line for line in done.output.splitlines() if "modmsg:" in line]
+    assert len(lines) == 1 and "Traceback" not in done.output, done.output[-2000:]
+    assert "no Assistants API answers" in lines[0] and f"did you mean {root}/v1?" in lines[0]
+    assert len(done.output.splitlines()) < 10
+    assert _publishable(tmp_path) == []
+
+
+def test_a_failed_start_leaves_no_earlier_green_report_to_publish(tmp_path: Path) -> None:
+    green = run_suite(tmp_path, "--req", "MM-RESP-04")
+    assert green.exit_code == 0 and _publishable(tmp_path) == sorted(ARTEFACTS)
+    (tmp_path / ".modmsg-threads.jsonl").write_text("", encoding="utf-8")  # not an artefact: it stays
+    refused = run_suite(tmp_path, "--base-url", "http://127.0.0.1:9/v1", env={"MODMSG_API_KEY": KEY})
+    assert refused.exit_code == 2
+    assert _publishable(tmp_path) == []
+    assert (tmp_path / ".modmsg-threads.jsonl").exists()
+
+
+def test_an_api_whose_404_pages_are_html_is_judged_not_refused(tmp_path: Path) -> None:
+    middleware = (Middleware(RewriteResponses, rewrite=_html_404),)
+    with start_server(api_key=KEY, middleware=middleware) as server:
+        done = run_suite(
+            tmp_path, "--base-url", server.base_url, "--req", "MM-ERR", "--req", "MM-HDR", env={"MODMSG_API_KEY": KEY}
+        )
+    assert done.exit_code == 1, done.output[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    outcomes = {r["id"]: r["outcome"] for r in results["requirements"]}
+    assert outcomes["MM-HDR-02"] == "FAIL"  # error responses must be application/json
+    assert outcomes["MM-ERR-01"] == "PASS"  # still a 404, and nothing changed
+    assert "ERROR" not in outcomes.values()
+
+
+def test_the_console_shows_one_line_per_failing_requirement_and_counts_requirements(tmp_path: Path) -> None:
+    middleware = (Middleware(RewriteResponses, rewrite=_html_404),)
+    with start_server(api_key=KEY, middleware=middleware) as server:
+        done = run_suite(tmp_path, "--base-url", server.base_url, "--req", "MM-HDR", env={"MODMSG_API_KEY": KEY})
+    lines = done.output.splitlines()
+    assert "Traceback" not in done.output and not any(line.startswith("E   ") for line in lines), done.output
+    assert not any(line.startswith("FAILED ") for line in lines), done.output  # no per-test short summary
+    failing = [line for line in lines if line.startswith("FAIL ")]
+    assert len(failing) == 1 and failing[0].startswith("FAIL MM-HDR-02 [MUST]"), done.output
+    assert "expected" in failing[0] and "text/html" in failing[0]
+    assert any(line.startswith("claim: ") for line in lines)
+    assert any(line.startswith("reports: ") for line in lines)
+    closing = lines[-1]
+    assert "requirements" in closing and "FAIL" in closing and " failed" not in closing, closing
