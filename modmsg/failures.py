@@ -100,8 +100,45 @@ class WrongMetadataSemantics(Failure):
 
 
 @failure
-class LimitNotEnforced(Failure):
+class InvalidRequestAccepted(Failure):
+    """The general failure of ``checks.metadata.rejected``: a request that must be refused was accepted."""
+
+    title: ClassVar[str] = "Invalid request accepted"
+
+
+@failure
+class LimitNotEnforced(InvalidRequestAccepted):
     title: ClassVar[str] = "Request past a limit accepted"
+
+
+@failure
+class WrongTypeAccepted(InvalidRequestAccepted):
+    title: ClassVar[str] = "Metadata of the wrong type accepted"
+
+
+@failure
+class UnknownFieldAccepted(InvalidRequestAccepted):
+    title: ClassVar[str] = "Unknown body field accepted"
+
+
+@failure
+class MissingBetaHeaderAccepted(InvalidRequestAccepted):
+    title: ClassVar[str] = "Request without OpenAI-Beta: assistants=v2 accepted"
+
+
+@failure
+class CredentialsNotChecked(InvalidRequestAccepted):
+    title: ClassVar[str] = "Request with missing or wrong credentials accepted"
+
+
+@failure
+class MissingResourceAccepted(InvalidRequestAccepted):
+    title: ClassVar[str] = "Modify of an unknown or deleted thread or message accepted"
+
+
+@failure
+class CrossThreadAccess(InvalidRequestAccepted):
+    title: ClassVar[str] = "Message modified through a thread it does not belong to"
 
 
 @failure

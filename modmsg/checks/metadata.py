@@ -11,7 +11,7 @@ from modmsg.checks._common import dump, excerpt
 from modmsg.failures import (
     BoundaryRejected,
     Failure,
-    LimitNotEnforced,
+    InvalidRequestAccepted,
     LostUpdate,
     MetadataNotEchoed,
     PartialWrite,
@@ -71,19 +71,44 @@ def metadata_follows_mode(
     )
 
 
+SUCCESS_REQ = "MM-RESP-01"
+"""A valid modify that succeeds with another 2xx than 200 (201, 202 ...) breaks this requirement, not the one
+whose input it was: the status of a successful modify is judged once, there."""
+
+
 def accepted(response: requests.Response, *, req: str, what: str) -> None:
-    """A request at a limit (or otherwise valid) is accepted with 200."""
-    if response.status_code != 200:
-        failure = BoundaryRejected if 400 <= response.status_code < 500 else WrongStatus
-        raise failure(req=req, expected=f"200 for {what}", received=excerpt(response))
+    """A request at a limit (or otherwise valid) is accepted with 200.
 
-
-def rejected(response: requests.Response, *, req: str, what: str, statuses: tuple[int, ...] = (400,)) -> None:
-    """A request past a limit is rejected with one of ``statuses``."""
-    if response.status_code in statuses:
+    A refusal or a crash fails ``req``; a success answered with another 2xx fails MM-RESP-01 (so ``req`` is
+    BLOCKED by it, not failed for a defect it does not judge).
+    """
+    status = response.status_code
+    if status == 200:
         return
-    failure = LimitNotEnforced if response.status_code < 400 else WrongStatus
-    raise failure(req=req, expected=f"{' or '.join(map(str, statuses))} for {what}", received=excerpt(response))
+    if 200 <= status < 300:
+        raise WrongStatus(req=SUCCESS_REQ, expected=f"200 for {what}", received=excerpt(response))
+    failure = BoundaryRejected if 400 <= status < 500 else WrongStatus
+    raise failure(req=req, expected=f"200 for {what}", received=excerpt(response))
+
+
+def rejected(
+    response: requests.Response,
+    *,
+    req: str,
+    what: str,
+    statuses: tuple[int, ...] = (400,),
+    failure: type[InvalidRequestAccepted] = InvalidRequestAccepted,
+) -> None:
+    """A request that must be refused is rejected with one of ``statuses``.
+
+    ``failure`` names what was checked when the target accepted it (a 2xx): ``LimitNotEnforced`` for a limit,
+    ``UnknownFieldAccepted`` for an unknown body key ...; any other wrong status is ``WrongStatus``.
+    """
+    status = response.status_code
+    if status in statuses:
+        return
+    kind: type[Failure] = failure if 200 <= status < 300 else WrongStatus
+    raise kind(req=req, expected=f"{' or '.join(map(str, statuses))} for {what}", received=excerpt(response))
 
 
 def state_unchanged(before: Mapping[str, Any], after: Mapping[str, Any], *, req: str, what: str) -> None:

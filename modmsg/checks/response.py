@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 import requests
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -27,6 +27,8 @@ NULLABLE_FIELDS = (
 )
 CLOCK_WINDOW = 86_400
 ROOT = "urn:modmsg:spec"
+MAX_VIOLATIONS = 20
+VIOLATION_CHARS = 200
 
 
 @cache
@@ -61,15 +63,24 @@ def ok_json(response: requests.Response, *, req: str) -> dict[str, Any]:
     return body
 
 
+def _violation(error: ValidationError) -> str:
+    where = "/".join(map(str, error.absolute_path)) or "(root)"
+    return f"at {where}: {error.message[:VIOLATION_CHARS]}"
+
+
 def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
-    """The body validates against a schema of the overlaid spec (``#/components/schemas/NAME``)."""
-    errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
+    """The body validates against a schema of the overlaid spec (``#/components/schemas/NAME``); a failure lists
+    every violation (the first ``MAX_VIOLATIONS``, with the total)."""
+    errors = sorted(
+        _validator(schema_name).iter_errors(body), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    )
     if errors:
-        where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
+        shown = [_violation(error) for error in errors[:MAX_VIOLATIONS]]
+        more = len(errors) - len(shown)
         raise SchemaViolation(
             req=req,
             expected=f"a body valid against {schema_name}",
-            received=f"{len(errors)} violation(s); first at {where}: {errors[0].message[:300]}",
+            received=f"{len(errors)} violation(s): " + "; ".join(shown) + (f"; and {more} more" if more else ""),
             detail=f"body: {dump(body)}",
         )
 
