@@ -7,6 +7,7 @@ import pytest
 from modmsg.checks.errors import error_envelope_is_valid, error_matches, no_secret_echoed, not_a_server_error
 from modmsg.checks.headers import content_type_is_json, has_request_id
 from modmsg.checks.metadata import rejected, state_unchanged
+from modmsg.failures import CrossThreadAccess, MissingResourceAccepted
 from modmsg.scenarios import OPENAI_ONLY, SCENARIOS, Context, Scenario, unknown_id
 from modmsg.strategies import TRICKY_PAIRS
 
@@ -30,14 +31,14 @@ def fetch(api, message):
 def test_unknown_thread_returns_404_and_changes_nothing(api, seeded):
     before = fetch(api, seeded)
     response = api.modify_message(unknown_id("thread_"), seeded["id"], {"metadata": {"a": "b"}})
-    rejected(response, req="MM-ERR-01", what="an unknown thread", statuses=(404,))
+    rejected(response, req="MM-ERR-01", what="an unknown thread", statuses=(404,), failure=MissingResourceAccepted)
     state_unchanged(before, fetch(api, seeded), req="MM-ERR-01", what="a modify through an unknown thread")
 
 
 @pytest.mark.req("MM-ERR-02")
 def test_unknown_message_returns_404(api, seeded):
     response = api.modify_message(seeded["thread_id"], unknown_id("msg_"), {"metadata": {"a": "b"}})
-    rejected(response, req="MM-ERR-02", what="an unknown message", statuses=(404,))
+    rejected(response, req="MM-ERR-02", what="an unknown message", statuses=(404,), failure=MissingResourceAccepted)
 
 
 @pytest.mark.req("MM-ERR-03")
@@ -46,7 +47,13 @@ def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads,
     other = threads.create()
     before = fetch(api, seeded)
     response = api.modify_message(other["id"], seeded["id"], {"metadata": {"hijacked": "yes"}})
-    rejected(response, req="MM-ERR-03", what="a message addressed through another thread", statuses=(404,))
+    rejected(
+        response,
+        req="MM-ERR-03",
+        what="a message addressed through another thread",
+        statuses=(404,),
+        failure=CrossThreadAccess,
+    )
     state_unchanged(before, fetch(api, seeded), req="MM-ERR-03", what="a modify through another thread")
 
 
@@ -55,7 +62,7 @@ def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads,
 def test_deleted_message_returns_404(api, seeded):
     api.delete_message(seeded["thread_id"], seeded["id"])
     response = api.modify_message(seeded["thread_id"], seeded["id"], {"metadata": {"a": "b"}})
-    rejected(response, req="MM-ERR-04", what="a deleted message", statuses=(404,))
+    rejected(response, req="MM-ERR-04", what="a deleted message", statuses=(404,), failure=MissingResourceAccepted)
 
 
 @pytest.mark.req("MM-ERR-05")
@@ -65,7 +72,13 @@ def test_message_of_deleted_thread_returns_404(api, threads):
     message = api.create_message(thread["id"])
     api.delete_thread(thread["id"])
     response = api.modify_message(thread["id"], message["id"], {"metadata": {"a": "b"}})
-    rejected(response, req="MM-ERR-05", what="a message of a deleted thread", statuses=(404,))
+    rejected(
+        response,
+        req="MM-ERR-05",
+        what="a message of a deleted thread",
+        statuses=(404,),
+        failure=MissingResourceAccepted,
+    )
 
 
 # ------------------------------------------------------------------------------------------ scenario table
@@ -101,27 +114,33 @@ def replay(answered, transport, name) -> tuple[Scenario, object, dict, dict]:
     return scenario, response, message, after
 
 
-def skip_unless_status(response, scenario: Scenario) -> None:
-    """The envelope and code of an answer are judged only when the status is the expected one; a wrong status
-    is its own requirement's failure (e.g. MM-META-06 for an accepted 17-key body), not an envelope defect."""
-    if response.status_code != scenario.status:
-        pytest.skip(f"answered {response.status_code}, not {scenario.status}: judged by the scenario's own requirement")
+def an_error_answer(response, scenario: Scenario) -> None:
+    """The precondition of every test that judges an error answer: there is one. A scenario the target accepted
+    fails its own requirement (MM-META-06 for an accepted 17-key body ...), which BLOCKS the calling test's.
+    Any 4xx or 5xx is an error answer, whatever its status: a wrong status is its scenario's requirement's
+    finding, and never hides a defect of the body (MM-ERR-06) or its content type (MM-HDR-02)."""
+    if response.status_code < 400:
+        rejected(response, req=scenario.req, what=scenario.name, statuses=(scenario.status,), failure=scenario.failure)
+
+
+def skip_openai_only(name: str, profile) -> None:
+    if name in OPENAI_ONLY and profile.base != "openai":
+        pytest.skip("the spec profile does not require the OpenAI-Beta header")
 
 
 @pytest.mark.parametrize("name", scenario_params("MM-ERR-06"))
 def test_error_uses_openai_envelope(answered, transport, profile, name):
     scenario, response, _, _ = replay(answered, transport, name)
-    if name in OPENAI_ONLY and profile.base != "openai":
-        pytest.skip("the spec profile does not require the OpenAI-Beta header")
-    skip_unless_status(response, scenario)
+    skip_openai_only(name, profile)
+    an_error_answer(response, scenario)
     error_envelope_is_valid(response, req="MM-ERR-06")
 
 
 @pytest.mark.parametrize("name", scenario_params("MM-HDR-02"))
 def test_error_is_application_json(answered, transport, profile, name):
-    _, response, _, _ = replay(answered, transport, name)
-    if name in OPENAI_ONLY and profile.base != "openai":
-        pytest.skip("the spec profile does not require the OpenAI-Beta header")
+    scenario, response, _, _ = replay(answered, transport, name)
+    skip_openai_only(name, profile)
+    an_error_answer(response, scenario)
     content_type_is_json(response, req="MM-HDR-02")
 
 
@@ -130,17 +149,19 @@ def test_error_carries_documented_code_and_param(answered, transport, profile, n
     if not profile.settings.check_error_codes:
         pytest.skip(f"the {profile.name} profile does not judge error codes")
     scenario, response, _, _ = replay(answered, transport, name)
-    skip_unless_status(response, scenario)
+    an_error_answer(response, scenario)
+    # A rejection's code is judged whatever its status (a 403 for a wrong key still owes invalid_api_key); a
+    # crash is no rejection (MM-ERR-08), and a code can only be read from the envelope (MM-ERR-06).
+    not_a_server_error(response, req="MM-ERR-08", what=name)
+    error_envelope_is_valid(response, req="MM-ERR-06")
     error_matches(response, req="MM-ERR-07", type=scenario.type, code=scenario.code, param=scenario.param)
 
 
 @pytest.mark.parametrize("name", scenario_params("MM-META-12"))
 def test_rejected_request_changes_nothing(answered, transport, profile, name):
-    _, response, before, after = replay(answered, transport, name)
-    if name in OPENAI_ONLY and profile.base != "openai":
-        pytest.skip("the spec profile does not require the OpenAI-Beta header")
-    if response.status_code < 400:
-        pytest.skip(f"{name} was accepted; its own requirement reports that")
+    scenario, response, before, after = replay(answered, transport, name)
+    skip_openai_only(name, profile)
+    an_error_answer(response, scenario)
     state_unchanged(before, after, req="MM-META-12", what=name)
 
 

@@ -9,6 +9,12 @@ import pytest
 from modmsg.checks.errors import not_a_server_error
 from modmsg.checks.metadata import rejected, state_unchanged
 from modmsg.checks.response import status_is
+from modmsg.failures import (
+    CredentialsNotChecked,
+    InvalidRequestAccepted,
+    MissingBetaHeaderAccepted,
+    UnknownFieldAccepted,
+)
 
 JSON = {"Content-Type": "application/json"}
 VALID = {"metadata": {"applied": "must not be"}}
@@ -18,11 +24,11 @@ def fetch(api, message):
     return api.fetch_message(message["thread_id"], message["id"])
 
 
-def send_and_compare(api, message, *, req, what, statuses=(400,), **request):
+def send_and_compare(api, message, *, req, what, statuses=(400,), failure=InvalidRequestAccepted, **request):
     """Send one request that must be rejected; the message must be unchanged afterwards."""
     before = fetch(api, message)
     response = api.modify_message(message["thread_id"], message["id"], **request)
-    rejected(response, req=req, what=what, statuses=statuses)
+    rejected(response, req=req, what=what, statuses=statuses, failure=failure)
     state_unchanged(before, fetch(api, message), req=req, what=what)
     return response
 
@@ -30,7 +36,14 @@ def send_and_compare(api, message, *, req, what, statuses=(400,), **request):
 @pytest.mark.req("MM-REQ-01")
 @pytest.mark.parametrize("key", ["content", "role", "metadatas", "Metadata", "status", "created_at"])
 def test_unknown_body_key_is_rejected_and_not_applied(api, message, key):
-    send_and_compare(api, message, req="MM-REQ-01", what=f"the unknown key {key!r}", body={**VALID, key: "injected"})
+    send_and_compare(
+        api,
+        message,
+        req="MM-REQ-01",
+        what=f"the unknown key {key!r}",
+        failure=UnknownFieldAccepted,
+        body={**VALID, key: "injected"},
+    )
 
 
 MALFORMED = {
@@ -67,7 +80,8 @@ def test_non_object_json_body_is_rejected(api, message, body):
 @pytest.mark.parametrize("value", [None, "assistants=v1", "assistants=v3", "", "assistants=v2x"])
 def test_missing_or_wrong_beta_header_is_rejected(api, message, value):
     request = {"without": ("OpenAI-Beta",)} if value is None else {"headers": {"OpenAI-Beta": value}}
-    send_and_compare(api, message, req="MM-REQ-05", what=f"OpenAI-Beta {value!r}", body=VALID, **request)
+    what = f"OpenAI-Beta {value!r}"
+    send_and_compare(api, message, req="MM-REQ-05", what=what, failure=MissingBetaHeaderAccepted, body=VALID, **request)
 
 
 @pytest.mark.req("MM-REQ-06")
@@ -78,6 +92,7 @@ def test_missing_credentials_give_401(api, message):
         req="MM-REQ-06",
         what="no Authorization header",
         statuses=(401,),
+        failure=CredentialsNotChecked,
         body=VALID,
         without=("Authorization",),
     )
@@ -95,6 +110,7 @@ def test_wrong_credentials_give_401(api, message, authorization):
         req="MM-REQ-07",
         what=f"Authorization {authorization.split()[0]} <wrong>",
         statuses=(401,),
+        failure=CredentialsNotChecked,
         body=VALID,
         headers={"Authorization": authorization},
     )
