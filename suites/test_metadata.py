@@ -161,10 +161,12 @@ def test_metadata_semantics_follow_the_profile(api, thread, profile):
 @pytest.mark.req("MM-META-15")
 def test_repeated_modify_is_idempotent(api, seeded):
     sent = {"repeat": "same", "unicode": "ünïcödé 🦄"}
+    # Preconditions: the first modify is echoed (MM-META-01) and read back (MM-META-02) as sent.
     first = ok_json(modify(api, seeded, {"metadata": sent}), req="MM-RESP-01")
     metadata_contains(first, sent, req="MM-META-01")
+    read_back(api, seeded, sent)
     second = ok_json(modify(api, seeded, {"metadata": sent}), req="MM-RESP-01")
-    stored = read_back(api, seeded, sent)
+    stored = fetch(api, seeded)
     if not first.get("metadata") == second.get("metadata") == stored.get("metadata"):
         raise WrongMetadataSemantics(
             req="MM-META-15",

@@ -53,6 +53,9 @@ class Behaviour:
     delete_marker: DeleteMarker = "none"
     """A pair whose value is this marker deletes the key instead of being stored (``empty_string``: Stripe-style
     ``""``) or rejected (``null``: JSON Merge Patch, RFC 7396)."""
+    repeated_pair_toggles: bool = False
+    """True: a sent pair whose key already holds that very value removes the key (a toggle), so sending the same
+    modify twice is not idempotent."""
     ignore_non_object_metadata: bool = False
     """True: ``metadata`` that is a string, number, boolean or array is silently ignored (200) instead of 400."""
 

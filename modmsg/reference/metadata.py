@@ -134,7 +134,7 @@ def merge(
     if behaviour.merged_total_limit and behaviour.merged_limit_counts_overwrites and naive_total > behaviour.max_keys:
         return result, too_many_properties("metadata", behaviour.max_keys, naive_total)
     for key, value in patch.pairs:
-        if value is None:
+        if value is None or (behaviour.repeated_pair_toggles and result.get(key) == value):
             result.pop(key, None)
             continue
         if behaviour.merged_total_limit and key not in result and len(result) >= behaviour.max_keys:
