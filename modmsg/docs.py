@@ -84,12 +84,13 @@ CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
 CHECK_MODULES = ("response", "metadata", "errors", "headers", "preconditions")
 # A realistic sample per failure type: (requirement, expected, received) as a failing run would show it.
 FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
-    "WrongStatus": ("MM-ERR-01", "404", '200 application/json: {"id": "msg_…", "object": "thread.message", …}'),
+    "WrongStatus": ("MM-REQ-07", "401 for Authorization Bearer <wrong>", '403 application/json: {"error": {…}}'),
     "NotJson": ("MM-RESP-01", "a JSON body", "200 text/html: <html><body>OK</body></html>"),
     "SchemaViolation": (
         "MM-RESP-02",
         "a body valid against MessageObject",
-        "1 violation(s); first at (root): 'attachments' is a required property",
+        "2 violation(s): at (root): 'attachments' is a required property; at object: 'message' is not one of "
+        "['thread.message']",
     ),
     "MissingField": (
         "MM-RESP-03",
@@ -113,6 +114,25 @@ FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
         '{"blank": "", "overwrite": "new"}',
     ),
     "LimitNotEnforced": ("MM-META-06", "400 for 17 keys", '200 application/json: {"id": "msg_…", …}'),
+    "InvalidRequestAccepted": ("MM-REQ-02", "400 for a truncated body", '200 application/json: {"id": "msg_…", …}'),
+    "WrongTypeAccepted": ("MM-META-09", "400 for the value 2", '200 application/json: {"id": "msg_…", …}'),
+    "UnknownFieldAccepted": (
+        "MM-REQ-01",
+        "400 for the unknown key 'content'",
+        '200 application/json: {"id": "msg_…", …}',
+    ),
+    "MissingBetaHeaderAccepted": ("MM-REQ-05", "400 for OpenAI-Beta None", '200 application/json: {"id": "msg_…", …}'),
+    "CredentialsNotChecked": (
+        "MM-REQ-07",
+        "401 for Authorization Bearer <wrong>",
+        '200 application/json: {"id": "msg_…", …}',
+    ),
+    "MissingResourceAccepted": ("MM-ERR-01", "404 for an unknown thread", '200 application/json: {"id": "msg_…", …}'),
+    "CrossThreadAccess": (
+        "MM-ERR-03",
+        "404 for a message addressed through another thread",
+        '200 application/json: {"id": "msg_…", …}',
+    ),
     "BoundaryRejected": ("MM-META-05", "200 for 16 keys", '400 application/json: {"error": {…}}'),
     "PartialWrite": (
         "MM-META-12",

@@ -69,8 +69,10 @@ def _violation(error: ValidationError) -> str:
 
 
 def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
-    """The body validates against a schema of the overlaid spec (``#/components/schemas/NAME``); a failure lists
-    every violation (the first ``MAX_VIOLATIONS``, with the total)."""
+    """The body validates against ``#/components/schemas/NAME``; a failure lists every violation (20 at most).
+
+    Beyond ``MAX_VIOLATIONS`` the failure says how many more there are.
+    """
     errors = sorted(
         _validator(schema_name).iter_errors(body), key=lambda e: (list(map(str, e.absolute_path)), e.message)
     )
