@@ -517,13 +517,14 @@ TABLE_END = "<!-- variants:end -->"
 
 
 def variant_table(catalogue: Catalogue | None = None) -> str:
-    """The Markdown table of VARIANTS (name, level, breaks, defect) for docs/variants.md."""
+    """The Markdown table of VARIANTS (name, level, breaks, generated, defect) for docs/variants.md."""
     catalogue = catalogue or load_catalogue()
-    lines = ["| variant | level | breaks | defect |", "|---|---|---|---|"]
+    lines = ["| variant | level | breaks | when generated input reaches it | defect |", "|---|---|---|---|---|"]
     for variant in VARIANTS:
         doc = variant.doc.replace("|", "\\|")
         level = worst_level(variant.breaks, catalogue)
-        lines.append(f"| `{variant.name}` | {level} | {', '.join(variant.breaks)} | {doc} |")
+        generated = ", ".join(variant.generated) or "-"
+        lines.append(f"| `{variant.name}` | {level} | {', '.join(variant.breaks)} | {generated} | {doc} |")
     return "\n".join(lines)
 
 

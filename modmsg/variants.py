@@ -11,6 +11,7 @@ FAIL every one of them, deterministically, and must not ERROR (``tests/test_vari
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import re
@@ -157,8 +158,134 @@ class EveryNthRequestRateLimited:
         await send({"type": "http.response.body", "body": self._body})
 
 
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the already read ``body`` to the application once, then defers to ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string a strict UTF-8 encoder refuses (an unpaired surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+class DropOnLoneSurrogate:
+    """Pure ASGI middleware: a modify whose JSON body decodes to a lone surrogate kills the worker: the
+    connection is closed without a byte of answer. Every other request is served normally.
+
+    An ASGI application cannot close its connection directly; it can make the server do it. Uvicorn (h11 and
+    httptools alike) marks the response started, then validates the headers before writing anything: a header
+    value with a line break is refused with an exception, and a started response that fails is closed at once.
+    ``tests/test_variants.py`` proves on a raw socket that not one byte is sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _MESSAGE_PATH.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if self._crashes_on(body):
+            try:
+                await send({"type": "http.response.start", "status": 500, "headers": [(b"x-crash", b"worker\r\ndied")]})
+            except Exception:  # the server refused the header and closes the connection: that is the point
+                return
+            raise RuntimeError("the server wrote a response start it should have refused")
+        await self.app(scope, _replaying(body, receive), send)
+
+    @staticmethod
+    def _crashes_on(body: bytes) -> bool:
+        try:
+            decoded = json.loads(body)
+        except (ValueError, RecursionError):
+            return False
+        return _has_lone_surrogate(decoded)
+
+
+class StaleReadCache:
+    """Pure ASGI middleware: a read-through cache of messages that a modify does not invalidate.
+
+    Every message body the server hands out on create or read is cached; a successful modify leaves the cached
+    copy in place and marks it stale for the next ``stale_reads`` reads of that message (getMessage, or
+    listMessages showing it), which get the copy from before the modify; after that the cache is refreshed.
+    Counting reads instead of seconds keeps the defect deterministic.
+    """
+
+    def __init__(self, app: ASGIApp, *, stale_reads: int) -> None:
+        self.app = RewriteResponses(app, rewrite=self._rewrite)
+        self._stale_reads = stale_reads
+        self._cached: dict[str, dict[str, Any]] = {}  # one server, one event loop: no lock needed
+        self._stale: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def _read(self, message: dict[str, Any]) -> dict[str, Any]:
+        message_id = message.get("id")
+        if not isinstance(message_id, str):
+            return message
+        if self._stale.get(message_id, 0) > 0 and message_id in self._cached:
+            self._stale[message_id] -= 1
+            return self._cached[message_id]
+        self._cached[message_id] = message
+        return message
+
+    def _rewrite(self, scope: Scope, reply: Reply) -> Reply:
+        body = reply.json()
+        if reply.status != 200 or not isinstance(body, dict):
+            return reply
+        method, path = scope["method"], scope["path"]
+        if method == "POST" and _LIST_PATH.fullmatch(path):  # createMessage: written through to the cache
+            self._read(body)
+        elif method == "POST" and _MESSAGE_PATH.fullmatch(path):  # modify: the cache is not invalidated
+            self._stale[path.rsplit("/", 1)[-1]] = self._stale_reads
+        elif method == "GET" and _MESSAGE_PATH.fullmatch(path):
+            served = self._read(body)
+            return reply if served is body else reply.with_json(served)
+        elif method == "GET" and _LIST_PATH.fullmatch(path) and isinstance(body.get("data"), list):
+            items = body["data"]
+            served_items = [self._read(item) if isinstance(item, dict) else item for item in items]
+            if any(a is not b for a, b in zip(served_items, items, strict=True)):
+                return reply.with_json({**body, "data": served_items})
+        return reply
+
+
 _THREAD_PATH = re.compile(r"/v1/threads/[^/]+")
 _LIST_PATH = re.compile(r"/v1/threads/[^/]+/messages")
+_MESSAGE_PATH = re.compile(r"/v1/threads/[^/]+/messages/[^/]+")
+STALE_READS = 2
 _RATE_LIMIT_BODY = json.dumps(
     {
         "error": {
@@ -196,6 +323,16 @@ def _html_400_page(scope: Scope, reply: Reply) -> Reply:
     return reply.with_body(page, content_type=b"text/html; charset=utf-8")
 
 
+def _html_404_page(scope: Scope, reply: Reply) -> Reply:
+    if reply.status != 404:
+        return reply
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
+        f"<body>\n<pre>Cannot {scope['method']} {html.escape(scope['path'])}</pre>\n</body>\n</html>\n"
+    )
+    return reply.with_body(page.encode(), content_type=b"text/html; charset=utf-8")
+
+
 def _error_code_is_status(scope: Scope, reply: Reply) -> Reply:
     body = reply.json()
     if reply.status < 400 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
@@ -222,13 +359,20 @@ def rate_limited_every(
 
 @dataclass(frozen=True)
 class Variant:
-    """The reference server with one defect: ``behaviour`` knobs and/or ``middleware`` in front of it."""
+    """The reference server with one defect: ``behaviour`` knobs and/or ``middleware`` in front of it.
+
+    ``breaks`` is the exact set of requirements the defect breaks directly: each judges a response the defect
+    shapes, so the suite FAILs every one of them on every run. Requirements that merely stand on one of them are
+    BLOCKED, never FAIL. ``generated`` names requirements the same defect breaks only when generated input
+    (Hypothesis or Schemathesis, seed-dependent) happens to reach it: they may FAIL, and need not.
+    """
 
     name: str
     doc: str
     breaks: tuple[str, ...]
     behaviour: Behaviour
     middleware: tuple[Middleware, ...] = ()
+    generated: tuple[str, ...] = ()
 
     def start(self, api_key: str, host: str = "127.0.0.1", port: int = 0) -> ReferenceServer:
         """Start this variant on loopback in a background thread (``port=0``: a free port)."""
@@ -241,38 +385,47 @@ def knobs(**changes: Any) -> Behaviour:
 
 
 CORRECT = DEFAULT_BEHAVIOUR
+GENERATED_ACCEPT = ("MM-GEN-01",)
+GENERATED_REJECT = ("MM-GEN-02",)
 
 VARIANTS: tuple[Variant, ...] = (
     # ------------------------------------------------------------------------------- limits (META-05..08, 18)
     Variant(
         "accepts_17_keys",
-        "Off-by-one key limit (`> 17` instead of `> 16`): a 17-key metadata object is stored.",
+        "Off-by-one key limit (`> 17` instead of `> 16`): a 17-key metadata object is stored, and so is a merge "
+        "that leaves 17 keys (MM-META-11).",
         ("MM-META-06", "MM-META-11"),
         knobs(max_keys=17),
+        generated=GENERATED_REJECT,
     ),
     Variant(
         "accepts_65_character_key",
-        "Key length checked with `> 65`: a 65-character key is stored.",
-        ("MM-META-07", "MM-META-18"),
+        "Key length checked with `> 65`: a 65-character key is stored, in any script (MM-META-18); the generated "
+        "coverage cases send one too (MM-GEN-02).",
+        ("MM-META-07", "MM-META-18", "MM-GEN-02"),
         knobs(max_key_length=65),
     ),
     Variant(
         "accepts_513_character_value",
-        "Value length checked with `> 513`: a 513-character value is stored.",
+        "Value length checked with `> 513`: a 513-character value is stored, in any script (MM-META-18).",
         ("MM-META-08", "MM-META-18"),
         knobs(max_value_length=513),
+        generated=GENERATED_REJECT,
     ),
     Variant(
         "rejects_512_character_value",
-        "Value length checked with `>= 512`: a value of exactly 512 characters gets 400.",
+        "Value length checked with `>= 512`: a value of exactly 512 characters gets 400, in any script (MM-META-18).",
         ("MM-META-05", "MM-META-18"),
         knobs(max_value_length=511),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "counts_bytes_not_code_points",
-        "Lengths measured in UTF-8 bytes (`len(s.encode())`): 64 'é' or 512 '€' are rejected.",
+        "Lengths measured in UTF-8 bytes (`len(s.encode())`): 64 'é' or 512 '€' are rejected; generated valid "
+        "metadata with such strings gets 400 too (MM-RESP-01, MM-GEN-01).",
         ("MM-META-18",),
         knobs(length_unit="bytes"),
+        generated=("MM-RESP-01", "MM-GEN-01"),
     ),
     # ------------------------------------------------------------------------------- value types (META-09, 10)
     Variant(
@@ -280,31 +433,37 @@ VARIANTS: tuple[Variant, ...] = (
         'Non-string metadata values are stored as their JSON text (`2` becomes `"2"`) instead of rejected.',
         ("MM-META-09",),
         knobs(coerce_non_string_values=True),
+        generated=GENERATED_REJECT,
     ),
     Variant(
         "null_value_deletes_key",
         "JSON Merge Patch semantics (RFC 7396): a null metadata value deletes the key instead of getting 400.",
         ("MM-META-09",),
         knobs(delete_marker="null"),
+        generated=GENERATED_REJECT,
     ),
     Variant(
         "ignores_non_object_metadata",
-        "`metadata` that is a string, number, boolean or array is silently ignored (200) instead of rejected.",
-        ("MM-META-10",),
+        "`metadata` that is a string, number, boolean or array is silently ignored (200) instead of rejected; "
+        "the generated coverage cases send such bodies too (MM-GEN-02).",
+        ("MM-META-10", "MM-GEN-02"),
         knobs(ignore_non_object_metadata=True),
     ),
     # ------------------------------------------------------------------------------- semantics and state
     Variant(
         "replaces_instead_of_merging",
-        "The sent metadata replaces the stored map instead of being merged into it.",
-        ("MM-META-04", "MM-META-11", "MM-META-16", "MM-META-17"),
+        'The sent metadata replaces the stored map instead of being merged into it, so `{"metadata": {}}` '
+        "empties it (MM-META-17); the merged-total and concurrency tests are BLOCKED by MM-META-04.",
+        ("MM-META-04", "MM-META-17"),
         knobs(metadata_mode="replace"),
     ),
     Variant(
         "empty_string_deletes_key",
-        'Stripe-style semantics: a pair whose value is "" deletes the key instead of storing "".',
-        ("MM-META-01", "MM-META-02", "MM-META-03", "MM-META-04"),
+        'Stripe-style semantics: a pair whose value is "" deletes the key instead of storing "", so it is missing '
+        "from the answer, the GET and the list.",
+        ("MM-META-01", "MM-META-02", "MM-META-03"),
         knobs(delete_marker="empty_string"),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "counts_only_sent_keys_toward_limit",
@@ -314,20 +473,25 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "counts_overwritten_keys_twice",
-        "The merged total is stored + sent keys without de-duplication: overwriting keys of a full message gets 400.",
-        ("MM-GEN-01",),
+        "The merged total is stored + sent keys without de-duplication: overwriting all 16 keys of a full message "
+        "gets 400.",
+        ("MM-META-05",),
         knobs(merged_limit_counts_overwrites=True),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "partial_write_on_rejection",
-        "Pairs are written as they are validated: the valid ones before the bad one stay stored after the 400.",
+        "Pairs are written as they are validated: the valid ones before the bad one stay stored after the 400, "
+        "beside an unknown body key too (MM-REQ-01: rejected and not applied).",
         ("MM-META-12", "MM-REQ-01"),
         knobs(validate_before_write=False),
+        generated=GENERATED_REJECT,
     ),
     Variant(
         "requires_metadata_key",
-        "The request schema makes `metadata` required, so a modify with body `{}` gets 400.",
-        ("MM-META-13",),
+        "The request schema makes `metadata` required, so a modify with body `{}` gets 400; the generated "
+        "coverage cases send `{}` too (MM-GEN-01).",
+        ("MM-META-13", "MM-GEN-01"),
         knobs(require_metadata=True),
     ),
     Variant(
@@ -338,21 +502,32 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "rejects_null_metadata",
-        '`{"metadata": null}`, which the schema allows, gets 400.',
-        ("MM-META-14",),
+        '`{"metadata": null}`, which the schema allows, gets 400; the generated coverage cases send it too '
+        "(MM-GEN-01).",
+        ("MM-META-14", "MM-GEN-01"),
         knobs(null_metadata="error"),
     ),
     Variant(
         "modify_not_persisted",
-        "The modify response shows the change, but the store keeps the old metadata.",
-        ("MM-META-02", "MM-META-03", "MM-META-04", "MM-META-05", "MM-META-15", "MM-META-16", "MM-META-18"),
+        "The modify response shows the change, but the store keeps the old metadata: GET and list show the old "
+        "pairs; everything judged on stored state is BLOCKED by MM-META-02.",
+        ("MM-META-02", "MM-META-03"),
         knobs(persist_modify=False),
     ),
     Variant(
         "returns_message_before_modify",
-        "The response is the row read before the UPDATE: the change is stored but not shown.",
-        ("MM-META-01", "MM-META-04", "MM-META-15"),
+        "The response is the row read before the UPDATE: the change is stored but not shown, to handwritten and "
+        "generated modifies alike (MM-GEN-01).",
+        ("MM-META-01", "MM-GEN-01"),
         knobs(modify_returns_previous=True),
+    ),
+    Variant(
+        "repeated_pair_toggles",
+        "A sent pair whose key already holds that value removes the key (a tag UI's toggle), so the same modify "
+        "sent twice leaves the message without the pairs it sent.",
+        ("MM-META-15",),
+        knobs(repeated_pair_toggles=True),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "loses_concurrent_updates",
@@ -368,34 +543,47 @@ VARIANTS: tuple[Variant, ...] = (
         rewrite(_list_without_metadata),
     ),
     Variant(
+        "stale_read_cache",
+        f"A read-through message cache that a modify does not invalidate (a Redis cache in front of the store): "
+        f"the next {STALE_READS} reads after a modify (getMessage, or listMessages) serve the copy from before it.",
+        ("MM-META-02", "MM-META-03"),
+        CORRECT,
+        (Middleware(StaleReadCache, stale_reads=STALE_READS),),
+    ),
+    Variant(
         "strips_metadata_values",
         "Values are whitespace-trimmed before they are stored.",
         ("MM-META-01", "MM-META-02", "MM-META-03"),
         knobs(value_transform="strip"),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "normalizes_values_to_nfc",
         "Values are Unicode-normalised (NFC) before they are stored, so a decomposed 'é' comes back composed.",
         ("MM-META-01", "MM-META-02", "MM-META-03"),
         knobs(value_transform="nfc"),
+        generated=GENERATED_ACCEPT,
     ),
     Variant(
         "lowercases_metadata_keys",
         "Keys are case-folded before they are stored (a case-insensitive column).",
         ("MM-META-01", "MM-META-02", "MM-META-03"),
         knobs(key_transform="casefold"),
+        generated=GENERATED_ACCEPT,
     ),
     # ------------------------------------------------------------------------------- the success response
     Variant(
         "drops_null_fields",
-        "Null-valued fields (`assistant_id`, `run_id`, ...) are omitted instead of sent as null.",
+        "Null-valued fields (`assistant_id`, `run_id`, ...) are omitted instead of sent as null, by modify, the "
+        "sibling calls (MM-RESP-09) and for generated modifies (MM-GEN-01, MM-GEN-03) alike.",
         ("MM-RESP-02", "MM-RESP-03", "MM-RESP-09", "MM-GEN-01", "MM-GEN-03"),
         knobs(drop_null_fields=True),
     ),
     Variant(
         "wrong_object_name",
-        'Messages carry `"object": "message"` instead of "thread.message".',
-        ("MM-RESP-02", "MM-RESP-04", "MM-RESP-09"),
+        'Messages carry `"object": "message"` instead of "thread.message", in every answer: modify, the sibling '
+        "calls (MM-RESP-09) and generated modifies (MM-GEN-01, MM-GEN-03).",
+        ("MM-RESP-02", "MM-RESP-04", "MM-RESP-09", "MM-GEN-01", "MM-GEN-03"),
         knobs(object_name="message"),
     ),
     Variant(
@@ -424,8 +612,10 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "returns_201_on_modify",
-        "A successful modify answers 201 Created instead of 200.",
-        ("MM-RESP-01", "MM-META-05", "MM-META-13", "MM-META-14", "MM-META-16", "MM-META-17"),
+        "A successful modify answers 201 Created instead of 200 (a REST framework's default for POST): generated "
+        "valid modifies get it too (MM-GEN-01), and 201 is not documented (MM-GEN-03); every test that stands on "
+        "a successful modify is BLOCKED by MM-RESP-01.",
+        ("MM-RESP-01", "MM-GEN-01", "MM-GEN-03"),
         knobs(modify_success_status=201),
     ),
     Variant(
@@ -438,25 +628,28 @@ VARIANTS: tuple[Variant, ...] = (
     # ------------------------------------------------------------------------------- requests
     Variant(
         "ignores_unknown_body_fields",
-        "Unknown body keys (`content`, `role`, ...) are silently ignored instead of rejected.",
-        ("MM-REQ-01",),
+        "Unknown body keys (`content`, `role`, ...) are silently ignored instead of rejected; the generated "
+        "coverage cases send some too (MM-GEN-02).",
+        ("MM-REQ-01", "MM-GEN-02"),
         knobs(reject_unknown_fields=False),
     ),
     Variant(
         "malformed_json_gets_422",
-        "A body that is not JSON gets 422 (FastAPI's default) instead of 400.",
-        ("MM-REQ-02", "MM-REQ-03"),
+        "A body that is not JSON, or no body, gets 422 (FastAPI's default) instead of 400; generated malformed "
+        "bodies too (MM-GEN-02), and 422 is not documented (MM-GEN-03).",
+        ("MM-REQ-02", "MM-REQ-03", "MM-GEN-02", "MM-GEN-03"),
         knobs(invalid_json_status=422),
     ),
     Variant(
         "empty_body_treated_as_empty_object",
-        "A modify with no body at all is treated as `{}` and answered 200.",
-        ("MM-REQ-03",),
+        "A modify with no body at all is treated as `{}` and answered 200; a generated coverage case sends no "
+        "body too (MM-GEN-02).",
+        ("MM-REQ-03", "MM-GEN-02"),
         knobs(empty_body_is_empty_object=True),
     ),
     Variant(
         "non_object_body_crashes",
-        "`body.get('metadata')` on a JSON array or string: a non-object body gets 500.",
+        "`body.get('metadata')` on a JSON array or string: a non-object body gets 500 instead of 400.",
         ("MM-REQ-04", "MM-ERR-08"),
         knobs(non_object_body_crashes=True),
     ),
@@ -480,8 +673,9 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "accepts_put_and_patch",
-        "A router that maps PUT and PATCH to the modify handler as well.",
-        ("MM-REQ-08",),
+        "A router that maps PUT and PATCH to the modify handler as well; the generated coverage cases try both "
+        "(MM-GEN-02).",
+        ("MM-REQ-08", "MM-GEN-02"),
         CORRECT,
         (Middleware(OverrideMethod, methods=frozenset({"PUT", "PATCH"}), to="POST"),),
     ),
@@ -520,20 +714,23 @@ VARIANTS: tuple[Variant, ...] = (
     # ------------------------------------------------------------------------------- error bodies
     Variant(
         "errors_in_status_failure_envelope",
-        'Errors in a gateway\'s own envelope `{"status": "failure", "message": ...}`.',
-        ("MM-ERR-06", "MM-ERR-07"),
+        'Errors in a gateway\'s own envelope `{"status": "failure", "message": ...}` (the Portkey gateway\'s), for '
+        "generated requests too (MM-GEN-02, MM-GEN-03); the error codes are BLOCKED by MM-ERR-06.",
+        ("MM-ERR-06", "MM-GEN-02", "MM-GEN-03"),
         knobs(error_envelope="status_failure"),
     ),
     Variant(
         "errors_in_detail_envelope",
-        'Errors in FastAPI\'s envelope `{"detail": ...}`.',
-        ("MM-ERR-06", "MM-ERR-07", "MM-GEN-02", "MM-GEN-03"),
+        'Errors in FastAPI\'s envelope `{"detail": ...}`, for generated requests too (MM-GEN-02, MM-GEN-03); '
+        "the error codes are BLOCKED by MM-ERR-06.",
+        ("MM-ERR-06", "MM-GEN-02", "MM-GEN-03"),
         knobs(error_envelope="detail"),
     ),
     Variant(
         "error_code_is_http_status",
-        'The envelope\'s `code` is the HTTP status as an integer (`"code": 400`), not a string or null.',
-        ("MM-ERR-06", "MM-ERR-07"),
+        'The envelope\'s `code` is the HTTP status as an integer (`"code": 400`), not a string or null, for '
+        "generated requests too (MM-GEN-02, MM-GEN-03).",
+        ("MM-ERR-06", "MM-GEN-02", "MM-GEN-03"),
         CORRECT,
         rewrite(_error_code_is_status),
     ),
@@ -545,9 +742,19 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "crashes_on_edge_metadata",
-        "An empty key or an astral character in metadata crashes the handler with 500.",
+        "An empty key or an astral character in metadata crashes the handler with 500, so valid modifies carrying "
+        "them fail (MM-RESP-01), astral characters at the limits too (MM-META-18).",
         ("MM-RESP-01", "MM-META-18", "MM-ERR-08"),
         knobs(server_error_on_edge=True),
+        generated=GENERATED_ACCEPT,
+    ),
+    Variant(
+        "drops_connection_on_lone_surrogate",
+        'A worker whose strict UTF-8 encoder dies on a lone surrogate (`"\\ud800"` in a modify body): the '
+        "connection is closed without an answer, while every other request is answered.",
+        ("MM-ERR-08",),
+        CORRECT,
+        (Middleware(DropOnLoneSurrogate),),
     ),
     Variant(
         "echoes_api_key_in_errors",
@@ -558,16 +765,26 @@ VARIANTS: tuple[Variant, ...] = (
     # ------------------------------------------------------------------------------- headers
     Variant(
         "json_labelled_text_plain",
-        "Every response is labelled `text/plain; charset=utf-8` although the body is JSON.",
-        ("MM-HDR-01", "MM-HDR-02"),
+        "Every response is labelled `text/plain; charset=utf-8` although the body is JSON, generated ones too "
+        "(MM-GEN-01, MM-GEN-03).",
+        ("MM-HDR-01", "MM-HDR-02", "MM-GEN-01", "MM-GEN-03"),
         knobs(json_content_type=False),
     ),
     Variant(
         "html_error_page_for_400",
-        "A proxy replaces every 400 with its own HTML error page.",
-        ("MM-HDR-02", "MM-ERR-06", "MM-ERR-07"),
+        "A proxy replaces every 400 with its own HTML error page, generated requests' too (MM-GEN-02, "
+        "MM-GEN-03); the error codes are BLOCKED by MM-ERR-06.",
+        ("MM-HDR-02", "MM-ERR-06", "MM-GEN-02", "MM-GEN-03"),
         CORRECT,
         rewrite(_html_400_page),
+    ),
+    Variant(
+        "html_404_pages",
+        "An Express-style app: an unknown thread or message falls through to the framework's default not-found "
+        "page (404, text/html, `Cannot POST /v1/...`); the error codes of 404s are BLOCKED by MM-ERR-06.",
+        ("MM-HDR-02", "MM-ERR-06"),
+        CORRECT,
+        rewrite(_html_404_page),
     ),
     Variant(
         "no_request_id_header",

@@ -2,6 +2,8 @@
 
 The self-test runs ``pytest suites`` (the user's code path) in a subprocess against each variant and the
 reference server on loopback, two at a time: ``modmsg.mutation.run_variant``, which ``make mutation`` uses too.
+One defect fails exactly the requirements it breaks (``breaks``, plus ``generated`` ones when generated input
+reaches it); everything that stands on them is BLOCKED, never FAIL.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,6 +37,7 @@ from modmsg.requirements import load_catalogue
 from modmsg.variants import VARIANTS, Variant, get_variant
 
 CATALOGUE = load_catalogue()
+NOT_FAILED = ("PASS", "BLOCKED", "SKIP")
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 SEEDS = (101, 202, 303, 404, 505)
 SEEDED_EXAMPLES = 20
@@ -59,8 +63,9 @@ def test_breaks_name_active_requirements_of_the_catalogue():
     active = {r.id for r in CATALOGUE.active()}
     for variant in VARIANTS:
         assert variant.breaks, f"{variant.name} breaks nothing"
-        assert len(set(variant.breaks)) == len(variant.breaks), variant.name
-        unknown = [req for req in variant.breaks if req not in active]
+        named = (*variant.breaks, *variant.generated)
+        assert len(set(named)) == len(named), f"{variant.name} names a requirement twice"
+        unknown = [req for req in named if req not in active]
         assert not unknown, f"{variant.name} names {unknown}, not active requirements of the catalogue"
 
 
@@ -112,6 +117,80 @@ def test_cli_serve_applies_the_variant_middleware():
         finally:
             served.terminate()
             served.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The defects on the wire (what the suite sees, without the suite)
+# ---------------------------------------------------------------------------------------------------------
+
+WIRE_KEY = "sk-modmsg-variant-wire"
+WIRE_HEADERS = {"Authorization": f"Bearer {WIRE_KEY}", "OpenAI-Beta": "assistants=v2"}
+
+
+def live_message(base_url: str, metadata: dict[str, str] | None = None) -> dict:
+    thread = requests.post(f"{base_url}/threads", json={}, headers=WIRE_HEADERS, timeout=10).json()
+    body = {"role": "user", "content": "wire", **({"metadata": metadata} if metadata else {})}
+    url = f"{base_url}/threads/{thread['id']}/messages"
+    return requests.post(url, json=body, headers=WIRE_HEADERS, timeout=10).json()
+
+
+def raw_post(port: int, path: str, body: bytes) -> bytes:
+    """Everything the server sends back on one connection for one POST (it closes the connection after)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WIRE_KEY}\r\n"
+        f"OpenAI-Beta: assistants=v2\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        for _ in range(1000):  # bounded: a closed connection reads b"" at once
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_lone_surrogate_modify_gets_no_answer_while_the_rest_is_answered():
+    with get_variant("drops_connection_on_lone_surrogate").start(WIRE_KEY) as server:
+        message = live_message(server.base_url)
+        path = f"/v1/threads/{message['thread_id']}/messages/{message['id']}"
+        assert raw_post(server.port, path, b'{"metadata": {"k": "\\ud800"}}') == b""
+        assert raw_post(server.port, path, b'{"metadata": {"k": "\\ud83e\\udd84"}}').startswith(b"HTTP/1.1 200")
+        assert raw_post(server.port, path, b'{"metadata": {"k": "v"}}').startswith(b"HTTP/1.1 200")
+
+
+def test_stale_cache_serves_the_copy_from_before_the_modify_for_the_next_reads():
+    with get_variant("stale_read_cache").start(WIRE_KEY) as server:
+        message = live_message(server.base_url, {"v": "old"})
+        url = f"{server.base_url}/threads/{message['thread_id']}/messages"
+        changed = requests.post(f"{url}/{message['id']}", json={"metadata": {"v": "new"}}, headers=WIRE_HEADERS)
+        assert changed.json()["metadata"] == {"v": "new"}
+
+        def read(listing: bool) -> dict:
+            if listing:
+                return requests.get(url, headers=WIRE_HEADERS, timeout=10).json()["data"][0]["metadata"]
+            return requests.get(f"{url}/{message['id']}", headers=WIRE_HEADERS, timeout=10).json()["metadata"]
+
+        assert [read(listing) for listing in (False, True, False, True)] == [
+            {"v": "old"},
+            {"v": "old"},
+            {"v": "new"},
+            {"v": "new"},
+        ]
+
+
+def test_html_404_pages_answer_unknown_ids_with_the_framework_page():
+    with get_variant("html_404_pages").start(WIRE_KEY) as server:
+        message = live_message(server.base_url)
+        unknown = f"{server.base_url}/threads/{message['thread_id']}/messages/msg_unknown"
+        response = requests.post(unknown, json={"metadata": {}}, headers=WIRE_HEADERS, timeout=10)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert "<pre>Cannot POST /v1/threads/" in response.text
+        known = requests.get(f"{server.base_url}/threads/{message['thread_id']}", headers=WIRE_HEADERS, timeout=10)
+        assert known.status_code == 200 and known.json()["object"] == "thread"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,6 +250,13 @@ def test_variant_is_caught(suite_runs, run):
     assert not errored, f"the suite ERRORed on {errored}: it must judge a misbehaving target\n{outcome.describe()}"
     missed = [req for req in variant.breaks if outcome.outcomes.get(req) != "FAIL"]
     assert not missed, f"{variant.name} should FAIL {missed}\n{outcome.describe()}"
+    unexplained = sorted(set(outcome.failed) - set(variant.breaks) - set(variant.generated))
+    assert not unexplained, (
+        f"{variant.name} FAILs {unexplained}, which it does not name: a requirement that stands on a broken one "
+        f"must be BLOCKED by it\n{outcome.describe()}"
+    )
+    others = {req: value for req, value in outcome.outcomes.items() if value not in ("FAIL", *NOT_FAILED)}
+    assert not others, f"{variant.name}: {others}\n{outcome.describe()}"
     assert outcome.exit_code == 1, outcome.describe()
 
 
