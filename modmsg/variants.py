@@ -650,9 +650,11 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "non_object_body_crashes",
-        "`body.get('metadata')` on a JSON array or string: a non-object body gets 500 instead of 400.",
+        "`body.get('metadata')` on a JSON array or string: a non-object body gets 500 instead of 400; a generated "
+        "one too, which is neither a 4xx (MM-GEN-02) nor documented (MM-GEN-03).",
         ("MM-REQ-04", "MM-ERR-08"),
         knobs(non_object_body_crashes=True),
+        generated=("MM-GEN-02", "MM-GEN-03"),
     ),
     Variant(
         "ignores_openai_beta_header",
@@ -744,10 +746,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "crashes_on_edge_metadata",
         "An empty key or an astral character in metadata crashes the handler with 500, so valid modifies carrying "
-        "them fail (MM-RESP-01), astral characters at the limits too (MM-META-18).",
+        "them fail (MM-RESP-01), astral characters at the limits too (MM-META-18); generated bodies with them get "
+        "the 500 as well (MM-GEN-01, MM-GEN-02, MM-GEN-03).",
         ("MM-RESP-01", "MM-META-18", "MM-ERR-08"),
         knobs(server_error_on_edge=True),
-        generated=GENERATED_ACCEPT,
+        generated=("MM-GEN-01", "MM-GEN-02", "MM-GEN-03"),
     ),
     Variant(
         "drops_connection_on_lone_surrogate",

@@ -28,13 +28,15 @@ from modmsg.mutation import (
     SuiteOutcome,
     examples_for,
     run_many,
+    run_suite,
     run_variant,
     subprocess_env,
     variant_table,
 )
 from modmsg.paths import REPO_DIR
+from modmsg.reference import start_server
 from modmsg.requirements import load_catalogue
-from modmsg.variants import VARIANTS, Variant, get_variant
+from modmsg.variants import VARIANTS, Reply, Variant, get_variant, rewrite
 
 CATALOGUE = load_catalogue()
 NOT_FAILED = ("PASS", "BLOCKED", "SKIP")
@@ -191,6 +193,21 @@ def test_html_404_pages_answer_unknown_ids_with_the_framework_page():
         assert "<pre>Cannot POST /v1/threads/" in response.text
         known = requests.get(f"{server.base_url}/threads/{message['thread_id']}", headers=WIRE_HEADERS, timeout=10)
         assert known.status_code == 200 and known.json()["object"] == "thread"
+
+
+def _gateway_500_for_unparseable_bodies(scope, reply: Reply) -> Reply:
+    """The Portkey gateway in front of a correct API: a body it cannot parse gets its own 500 envelope."""
+    if reply.status != 400 or b"could not parse the JSON body" not in reply.body:
+        return reply
+    return Reply(500, reply.headers, b"").with_json({"status": "failure", "message": "Proxy error: Unexpected token"})
+
+
+def test_the_envelope_of_an_error_is_judged_whatever_its_status(tmp_path: Path):
+    """A 500 where a 400 belongs is MM-REQ-02's and MM-ERR-08's finding, and never hides a non-OpenAI body."""
+    with start_server(WIRE_KEY, middleware=rewrite(_gateway_500_for_unparseable_bodies)) as server:
+        outcome = run_suite(server.base_url, WIRE_KEY, tmp_path, "--req", "MM-ERR-06", "--req", "MM-ERR-07")
+    assert outcome.outcomes["MM-ERR-06"] == "FAIL", outcome.describe()
+    assert outcome.outcomes["MM-ERR-07"] == "BLOCKED", outcome.describe()  # a crash is no rejection: MM-ERR-08
 
 
 # ---------------------------------------------------------------------------------------------------------
