@@ -38,7 +38,7 @@ from modmsg.failures import Failure
 from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.redaction import Redactor
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
-from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
+from modmsg.results import BUNDLED, Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe, transport_for
@@ -684,7 +684,7 @@ class Collector:
 def build_result(state: RunState, stopped: str | None = None, interrupted: bool = False) -> RunResult:
     settings, info = state.settings, spec_info()
     finished = time.time()
-    target = settings.base_url or "bundled reference server"
+    target = settings.base_url or BUNDLED
     meta = RunMeta(
         suite_version=__version__,
         spec_version=info.version,

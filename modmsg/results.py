@@ -202,6 +202,8 @@ class RunMeta:
 
 
 RESULTS_FORMAT = "modmsg-results/2"
+BUNDLED = "bundled reference server"
+"""``RunMeta.target`` of a run against the reference server the suite started itself."""
 
 _BAD = (Outcome.FAIL, Outcome.ERROR, Outcome.BLOCKED)
 _JUDGED_BAD = (Outcome.FAIL, Outcome.ERROR)

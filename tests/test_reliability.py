@@ -324,6 +324,10 @@ def test_a_target_that_dies_midway_stops_the_run_with_exit_2_and_one_sentence(ba
     assert len(errors) == 5 and all("connection refused" in t["reason"] for t in errors)
     assert not [t for t in tests if t["outcome"] == "FAIL"]
     assert "modmsg sweep --base-url" in dying.output  # the threads it could not delete are named, with the fix
+    results = json.loads((dying.report_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["claim"]["status"] == "no-claim" and results["claim"]["level"] is None
+    assert "stopped early" in results["meta"]["stopped"] and results["meta"]["interrupted"] is False
+    assert "PASS" not in {r["outcome"] for r in results["requirements"] if not r["tests"]}
 
 
 def test_max_transport_failures_and_rate_limit_settings():
@@ -469,6 +473,11 @@ def test_a_run_stopped_midway_by_a_signal_deletes_every_thread_it_created(backgr
     left = [thread for thread, tag in run_ids_on(background.servers["plain"]).items() if tag == run_id]
     assert left == [], f"{len(left)} thread(s) of {run_id} left on the server"
     assert not (run.report_dir / LEDGER_NAME).exists()  # everything settled: the ledger is gone too
+    results = json.loads((run.report_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["claim"]["status"] == "interrupted" and results["claim"]["level"] is None
+    assert results["meta"]["interrupted"] is True and sig.name in results["meta"]["stopped"]
+    summary = (run.report_dir / "summary.md").read_text(encoding="utf-8")
+    assert "INTERRUPTED: NO CLAIM" in summary
 
 
 def test_sweep_deletes_what_a_killed_run_left_behind(background: Background, monkeypatch, capsys):
