@@ -222,11 +222,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def refuse(message: str, report_dir: Path | None) -> NoReturn:
     """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish."""
     if report_dir is not None:
-        with contextlib.suppress(OSError):
-            from modmsg.report import clear_reports
-
-            clear_reports(report_dir)
+        _clear_reports(report_dir)
     pytest.exit(f"modmsg: {message}", returncode=2)
+
+
+def _clear_reports(report_dir: Path) -> None:
+    """Best effort: a report directory that cannot be cleared is reported by the writer that needs it."""
+    from modmsg.report import clear_reports
+
+    with contextlib.suppress(OSError):
+        clear_reports(report_dir)
 
 
 def _report_dir_hint(cli: dict[str, Any]) -> Path | None:
@@ -632,10 +637,7 @@ class Collector:
             ledger.compact()
         if not state.records:
             if state.judging:  # nothing judged: no earlier run's reports may stand in for this one
-                with contextlib.suppress(OSError):
-                    from modmsg.report import clear_reports
-
-                    clear_reports(state.settings.report_dir)
+                _clear_reports(state.settings.report_dir)
             return
         stopped, interrupted = _stop_cause(state, session, exitstatus)
         run = build_result(state, stopped, interrupted)
