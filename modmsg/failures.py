@@ -157,3 +157,8 @@ class MissingHeader(Failure):
 @failure
 class GeneratedCaseFailed(Failure):
     title: ClassVar[str] = "Generated request handled wrongly"
+
+
+@failure
+class NoAnswer(Failure):
+    title: ClassVar[str] = "Request answered with no HTTP response"

@@ -69,6 +69,8 @@ def new_run(
         message=message,
         seed=settings.seed,  # always set: the plugin draws one per run when --seed is not given
         max_examples=settings.max_examples,
+        replay_base_url=settings.base_url,  # as the user gave it; None: the bundled reference server
+        replay_profile=settings.profile,
     )
 
 
