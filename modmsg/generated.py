@@ -465,8 +465,18 @@ class Drawn:
     size: int
     call: int
     fingerprint: str
-    body: str
-    """The body's size, e.g. 'a 734-byte body'."""
+    body_bytes: int | None
+    """The size of the body on the wire (0: no body; None: unknown)."""
+
+    @property
+    def body(self) -> str:
+        if self.body_bytes is None:
+            return "a body of unknown size"
+        return f"a {self.body_bytes}-byte body" if self.body_bytes else "no body"
+
+    def smaller_than(self, other: Drawn) -> bool:
+        """Not larger on the wire than ``other`` (Hypothesis' order of cases is not the size of the body)."""
+        return other.body_bytes is None or (self.body_bytes is not None and self.body_bytes <= other.body_bytes)
 
 
 @dataclass(frozen=True)
@@ -697,7 +707,7 @@ class GeneratedRun:
         return one_case
 
     def _drawn(self, case: Case, mode: GenerationMode, batch: str, size: int, call: int) -> Drawn:
-        return Drawn(mode, batch, size, call, fingerprint(case), self.body_size(case))
+        return Drawn(mode, batch, size, call, fingerprint(case), self.body_bytes(case))
 
     def shrink(self, finding: Finding, judge: Judge) -> Finding:
         """The smallest case that fails ``judge``'s requirement the same way (the same failure type) as the
@@ -706,9 +716,9 @@ class GeneratedRun:
         Hypothesis cannot shrink from a given case through a public API, so its run is replayed: the same seed
         label draws the same cases, the ones before the failing case are not sent, the failing one is sent again
         to a fresh message (a live target's state has moved on) and judged for this requirement alone; when it
-        fails the same way, Hypothesis' shrink phase sends smaller cases. Every case that still fails is the
-        smallest so far (Hypothesis only tries smaller ones); only it is kept, so memory stays flat. Bounded by
-        ``shrink_budget``.
+        fails the same way, Hypothesis' shrink phase sends simpler cases. A case that still fails is kept when
+        its body is not larger than the one kept so far (Hypothesis' order of simplicity is not body size); only
+        that one is kept, so memory stays flat. Bounded by ``shrink_budget``.
         """
         if finding.drawn is None:
             return finding
@@ -768,9 +778,10 @@ class GeneratedRun:
         shrink.requests += len(exchanges)
         if failure is None or type(failure) is not type(shrink.original.failure):
             return False
-        drawn = dataclasses.replace(shrink.drawn, call=shrink.calls, fingerprint=key, body=self.body_size(case))
-        shrink.best = Finding(failure, exchanges, drawn)
-        return True
+        drawn = dataclasses.replace(shrink.drawn, call=shrink.calls, fingerprint=key, body_bytes=self.body_bytes(case))
+        if shrink.best is None or shrink.best.drawn is None or drawn.smaller_than(shrink.best.drawn):
+            shrink.best = Finding(failure, exchanges, drawn)
+        return True  # Hypothesis shrinks on, also past a case whose body is larger than the smallest so far
 
     def within_the_limits(self, metadata: st.SearchStrategy[dict[str, str]], *, label: str) -> None:
         """Bodies up to every metadata limit (64-code-point keys, 512-code-point values, 16 pairs, wide and
@@ -910,16 +921,15 @@ class GeneratedRun:
         command = shlex.join(("pytest", "suites/test_generated.py", *options, "--seed", str(self.seed)))
         return command if self.replay_base_url else f"{command} (bundled reference server)"
 
-    def body_size(self, case: Case) -> str:
-        """The size of the body ``case`` puts on the wire, e.g. 'a 734-byte body'."""
+    def body_bytes(self, case: Case) -> int | None:
+        """The size of the body ``case`` puts on the wire (0: none; None: the client cannot serialise it)."""
         try:
             body = self.prepare(case).body
         except Exception:  # a body the client cannot serialise is still a case
-            return "a body of unknown size"
+            return None
         if body is None:
-            return "no body"
-        size = len(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass"))
-        return f"a {size}-byte body"
+            return 0
+        return len(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass"))
 
     def fresh_message(self) -> None:
         """Move on to a fresh message of the same thread."""

@@ -159,12 +159,18 @@ def _generated_run(
     seed: int = 1,
     budget: ShrinkBudget | None = None,
     wire: Callable[[Transport, Send], Send] | None = None,
+    answers: Callable[[Send], Send] | None = None,
 ) -> Iterator[GeneratedRun]:
-    """A GeneratedRun against an in-process reference server; ``wire`` wraps the transport's ``send``."""
+    """A GeneratedRun against an in-process reference server; ``wire`` wraps the transport's ``send`` (what the
+    transport makes of a request), ``answers`` its session's (what the target answers, as the evidence shows)."""
     with start_server(api_key=KEY, behaviour=behaviour) as server:
         transport = Transport(base_url=server.base_url, api_key=KEY)
         if wire is not None:
             transport.send = wire(transport, transport.send)  # type: ignore[method-assign]
+        if answers is not None:
+            session_send = transport.session.send
+            answer = answers(lambda prepared: session_send(prepared, timeout=5, allow_redirects=False))
+            transport.session.send = lambda prepared, **_: answer(prepared)  # type: ignore[method-assign]
         api = AssistantsApi(transport)
         run = GeneratedRun(
             operation=modify_operation(load_schema()),
@@ -229,7 +235,7 @@ def test_a_case_that_does_not_fail_again_is_reported_as_drawn() -> None:
     stays (MM-ERR-08 fails) and the case as drawn is the evidence, with the reason it was not shrunk."""
     state = {"fresh": False}
 
-    def wire(transport: Transport, send: Send) -> Send:
+    def answers(send: Send) -> Send:
         def crashing(prepared: requests.PreparedRequest) -> requests.Response:
             response = send(prepared)
             if _is_modify(prepared) and not state["fresh"]:
@@ -238,7 +244,7 @@ def test_a_case_that_does_not_fail_again_is_reported_as_drawn() -> None:
 
         return crashing
 
-    with _generated_run(wire=wire) as run:
+    with _generated_run(answers=answers) as run:
         fresh = run.fresh_message
 
         def fresh_message() -> None:
@@ -249,7 +255,7 @@ def test_a_case_that_does_not_fail_again_is_reported_as_drawn() -> None:
         finding = _positive(run, NO_5XX_REQ).findings[NO_5XX_REQ]
     assert isinstance(finding.failure, ServerError)
     assert "Not shrunk (the case did not fail MM-ERR-08 the same way again on a fresh message" in finding.failure.detail
-    assert [e.status for e in finding.evidence if e.method == "POST"] == [200]  # the recorder saw the real answer
+    assert [e.status for e in finding.evidence if e.method == "POST"] == [500]  # the case as drawn
     assert finding.drawn is not None and finding.drawn.call == 1
 
 
@@ -319,16 +325,7 @@ def test_a_request_the_target_drops_is_a_finding_of_mm_err_08_and_the_stream_goe
 def test_the_replay_line_names_target_profile_examples_and_seed(
     base_url: str | None, profile: str, expected: str
 ) -> None:
-    def crashing(transport: Transport, send: Send) -> Send:
-        def crash(prepared: requests.PreparedRequest) -> requests.Response:
-            response = send(prepared)
-            if _is_modify(prepared):
-                response.status_code = 500
-            return response
-
-        return crash
-
-    with _generated_run(wire=crashing) as run:
+    with _generated_run(replace(DEFAULT_BEHAVIOUR, modify_success_status=500)) as run:
         run.replay_base_url, run.replay_profile = base_url, profile
         finding = _positive(run, NO_5XX_REQ).findings[NO_5XX_REQ]
     assert expected in finding.failure.detail, finding.failure.detail
