@@ -1001,7 +1001,8 @@ class Streams:
         return done
 
     def verdict(self, mode: GenerationMode, req: str) -> Stream:
-        """Raise ``req``'s first failure in the ``mode`` stream, its case's exchanges in this test's evidence."""
+        """Raise ``req``'s first failure in the ``mode`` stream (shrunk when it could be), its case's exchanges in
+        this test's evidence."""
         stream = self.stream(mode)
         if req not in stream.reqs:
             raise ValueError(f"the {mode.value} stream does not judge {req} (judges {', '.join(stream.reqs)})")

@@ -27,6 +27,7 @@ from modmsg.generated import (
     HYPOTHESIS_BATCH,
     NO_5XX_REQ,
     POSITIVE,
+    SHRINK_BUDGET,
     GeneratedRun,
     ShrinkBudget,
     Stream,
@@ -157,7 +158,7 @@ def _generated_run(
     *,
     max_examples: int = 30,
     seed: int = 1,
-    budget: ShrinkBudget | None = None,
+    budget: ShrinkBudget = SHRINK_BUDGET,
     wire: Callable[[Transport, Send], Send] | None = None,
     answers: Callable[[Send], Send] | None = None,
 ) -> Iterator[GeneratedRun]:
@@ -183,7 +184,7 @@ def _generated_run(
             max_examples=max_examples,
             replay_base_url=None,
             replay_profile="openai",
-            **({"shrink_budget": budget} if budget is not None else {}),
+            shrink_budget=budget,
         )
         yield run
 
