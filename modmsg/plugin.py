@@ -32,6 +32,7 @@ from modmsg import __version__
 from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
 from modmsg.failures import Failure
+from modmsg.ids import SIBLINGS_REQ, UntaggedThread
 from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.redaction import Redactor
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
@@ -39,7 +40,7 @@ from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rol
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe
-from modmsg.transport import Transport, TransportError
+from modmsg.transport import RunBudget, RunBudgetSpent, Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
 EVIDENCE_ON_FAILURE = 8
@@ -309,6 +310,8 @@ def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Confi
         timeout=settings.timeout,
         beta=modmsg_state.profile.settings.beta_header,
         rate_limit=settings.rate_limit,
+        max_response_size=settings.max_response_size,
+        budget=RunBudget.since(settings.max_duration, elapsed=time.time() - modmsg_state.started),
     )
     modmsg_state.redactor = made.redactor
     if settings.record_requests is None:
@@ -350,8 +353,18 @@ class ThreadFactory:
     interrupts: Interrupts = field(default_factory=Interrupts)
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
+        deleted: without the tag it may be anybody's (:class:`UntaggedThread`, and its id is left alone)."""
         with self.interrupts.deferred():
             thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+            tag = thread.get("metadata", {}).get(RUN_TAG) if isinstance(thread.get("metadata"), dict) else None
+            if tag != self.run_id:
+                raise UntaggedThread(
+                    req=SIBLINGS_REQ,
+                    expected=f"createThread echoes the metadata sent ({RUN_TAG}: {self.run_id})",
+                    received=f"{RUN_TAG}: {tag!r}"[:300],
+                    detail="The suite neither uses nor deletes a thread it cannot show to be its own.",
+                )
             self.created.append(thread["id"])
             if self.ledger is not None and isinstance(thread.get("id"), str):
                 self.ledger.created(self.run_id, thread["id"], self.target)
@@ -365,6 +378,7 @@ class ThreadFactory:
         """
         todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
         self.created.clear()
+        api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
         left: list[str] = []
         failures = 0
         for thread_id in todo:
@@ -372,7 +386,7 @@ class ThreadFactory:
                 left.append(thread_id)
                 continue
             try:
-                status = self.api.delete_thread(thread_id).status_code
+                status = api.delete_thread(thread_id).status_code
             except TransportError:
                 failures += 1
                 left.append(thread_id)
@@ -459,6 +473,14 @@ def _count_transport(item: pytest.Item, state: RunState, outcome: Outcome, call:
     """Track tests in a row without an HTTP answer; at ``--max-transport-failures`` stop the session."""
     if outcome is Outcome.SKIP:
         return  # says nothing about the target
+    leaves = _leaves(call.excinfo.value) if call.excinfo is not None else []
+    spent = next((leaf for leaf in leaves if isinstance(leaf, RunBudgetSpent)), None)
+    if spent is not None and not item.session.shouldstop:
+        state.stopped_early = (
+            f"modmsg: stopped: the run budget of {state.settings.max_duration:g} s (--max-duration) is spent; "
+            "the requirements not judged yet were not run"
+        )
+        item.session.shouldstop = state.stopped_early
     failure = _no_answer(call.excinfo.value) if outcome is Outcome.ERROR and call.excinfo is not None else None
     if failure is None:
         state.transport_streak = 0
