@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from modmsg.config import Settings
 from modmsg.redaction import Redactor
 from modmsg.wire import (
     BodyTooLarge,
@@ -313,7 +314,7 @@ class Transport:
     """How back-off waits (injectable, so tests of the retry schedule do not sleep)."""
     request_log: RequestLog | None = None
     """``--record-requests``: every attempt is also written, redacted, to this log (for ``bench/``'s replay)."""
-    max_response_size: int | None = None
+    max_response_size: int | None = Settings.max_response_size
     """``--max-response-size``: most bytes read of one answer, after decompression (None: no cap)."""
     budget: RunBudget | None = None
     """``--max-duration``: no request starts once it is spent, and none runs past it."""

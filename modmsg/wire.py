@@ -101,7 +101,7 @@ class ExchangeTimeout(requests.Timeout):
     """The exchange (connect, send, complete answer) did not end within its deadline."""
 
     def __init__(self, seconds: float, **kwargs: Any) -> None:
-        super().__init__(f"no complete answer within the deadline of {seconds:g} s", **kwargs)
+        super().__init__(f"no response within the timeout: {seconds:g} s for the whole exchange", **kwargs)
         self.seconds = seconds
 
 
@@ -190,14 +190,17 @@ class Watchdog:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._order = itertools.count()
         self._running = False
+        self._wakes = float("inf")
 
     def watch(self, deadline: Deadline) -> None:
         with self._cond:
+            while self._heap and self._heap[0][2].done:  # ended exchanges leave as new ones come
+                heapq.heappop(self._heap)
             heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="modmsg-wire-watchdog", daemon=True).start()
-            elif self._heap[0][2] is deadline:
+            elif deadline.at < self._wakes:  # wake the thread only when it would sleep past this deadline
                 self._cond.notify()
 
     def _run(self) -> None:
@@ -209,8 +212,10 @@ class Watchdog:
                     heapq.heappop(self._heap)
                     deadline.expire()
                     continue
+                self._wakes = at
                 self._cond.wait(wait)
             self._running = False
+            self._wakes = float("inf")
 
 
 class _Watched:
