@@ -289,7 +289,7 @@ class RunBudget:
         return RunBudgetSpent(f"the run budget of {self.seconds:g} s (--max-duration) is spent; {what}")
 
 
-PROBE_THREAD_ID = "thread_modmsgalive000000000000000"
+ALIVE_THREAD_ID = "thread_modmsgalive000000000000000"
 """A well-formed thread id that no target holds: after a request was dropped twice, ``GET threads/<it>`` asks
 whether the target still answers (any HTTP answer counts)."""
 
@@ -456,7 +456,7 @@ class Transport:
         """The request went unanswered twice: if the target answers a liveness request, the input is the cause."""
         exchange = self._last_exchange(prepared, cause)
         alive = self.session.prepare_request(
-            requests.Request("GET", self.url(f"threads/{PROBE_THREAD_ID}"), headers=self.default_headers())
+            requests.Request("GET", self.url(f"threads/{ALIVE_THREAD_ID}"), headers=self.default_headers())
         )
         started = time.perf_counter()
         try:
@@ -470,7 +470,7 @@ class Transport:
             self.record(alive, answer, time.perf_counter() - started)
         return RequestDropped(
             f"{where}: {cause}, twice (the request was sent once more), while the target answered the request "
-            f"sent right after it (GET threads/{PROBE_THREAD_ID}): the target drops this input",
+            f"sent right after it (GET threads/{ALIVE_THREAD_ID}): the target drops this input",
             exchange,
         )
 
