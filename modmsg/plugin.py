@@ -34,7 +34,8 @@ from modmsg import __version__
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
-from modmsg.failures import Failure
+from modmsg.failures import Failure, UntaggedThread
+from modmsg.ids import SIBLINGS_REQ
 from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.redaction import Redactor
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
@@ -42,7 +43,7 @@ from modmsg.results import BUNDLED, Outcome, RunMeta, RunResult, TestRecord, com
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe, transport_for
-from modmsg.transport import Transport, TransportError
+from modmsg.transport import RunBudget, RunBudgetSpent, Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
 EVIDENCE_ON_FAILURE = 8
@@ -161,6 +162,10 @@ class RunState:
             return None
         return Ledger(ledger_path(self.settings.report_dir))
 
+    def budget(self) -> RunBudget:
+        """``--max-duration``, counted from the start of this process's run."""
+        return RunBudget.since(self.settings.max_duration, elapsed=time.time() - self.started)
+
     def redact(self, text: str) -> str:
         secrets_ = tuple(s for s in self.settings.secrets() if s)
         return Redactor(frozenset(), secrets_).text(text) if secrets_ else text
@@ -244,7 +249,9 @@ def _probe(state: RunState) -> None:
     """Fail fast, before collection, when no Assistants API answers at the base URL (one sentence, exit 2)."""
     settings = state.settings
     assert settings.base_url is not None
-    transport = transport_for(settings, settings.base_url, settings.api_key, state.profile.settings.beta_header)
+    transport = transport_for(
+        settings, settings.base_url, settings.api_key, state.profile.settings.beta_header, state.budget()
+    )
     try:
         left = probe(transport, settings.base_url, state.run_id)
     except ConfigError as exc:
@@ -379,7 +386,9 @@ def target(modmsg_state: RunState) -> Iterator[Target]:
 @pytest.fixture(scope="session")
 def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Config) -> Iterator[Transport]:
     settings = modmsg_state.settings
-    made = transport_for(settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header)
+    made = transport_for(
+        settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header, modmsg_state.budget()
+    )
     modmsg_state.redactor = made.redactor
     if settings.record_requests is None:
         yield made
@@ -420,8 +429,18 @@ class ThreadFactory:
     interrupts: Interrupts = field(default_factory=Interrupts)
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
+        deleted: without the tag it may be anybody's (:class:`UntaggedThread`, and its id is left alone)."""
         with self.interrupts.deferred():
             thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+            tag = thread.get("metadata", {}).get(RUN_TAG) if isinstance(thread.get("metadata"), dict) else None
+            if tag != self.run_id:
+                raise UntaggedThread(
+                    req=SIBLINGS_REQ,
+                    expected=f"createThread echoes the metadata sent ({RUN_TAG}: {self.run_id})",
+                    received=f"{RUN_TAG}: {tag!r}"[:300],
+                    detail="The suite neither uses nor deletes a thread it cannot show to be its own.",
+                )
             self.created.append(thread["id"])
             if self.ledger is not None and isinstance(thread.get("id"), str):
                 self.ledger.created(self.run_id, thread["id"], self.target)
@@ -435,6 +454,7 @@ class ThreadFactory:
         """
         todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
         self.created.clear()
+        api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
         left: list[str] = []
         failures = 0
         for thread_id in todo:
@@ -442,7 +462,7 @@ class ThreadFactory:
                 left.append(thread_id)
                 continue
             try:
-                status = self.api.delete_thread(thread_id).status_code
+                status = api.delete_thread(thread_id).status_code
             except TransportError:
                 failures += 1
                 left.append(thread_id)
@@ -531,6 +551,14 @@ def _count_transport(item: pytest.Item, state: RunState, outcome: Outcome, call:
     """Track tests in a row without an HTTP answer; at ``--max-transport-failures`` stop the session."""
     if outcome is Outcome.SKIP:
         return  # says nothing about the target
+    leaves = _leaves(call.excinfo.value) if call.excinfo is not None else []
+    spent = next((leaf for leaf in leaves if isinstance(leaf, RunBudgetSpent)), None)
+    if spent is not None and not item.session.shouldstop:
+        state.stopped_early = (
+            f"modmsg: stopped: the run budget of {state.settings.max_duration:g} s (--max-duration) is spent; "
+            "the requirements not judged yet were not run"
+        )
+        item.session.shouldstop = state.stopped_early
     failure = _no_answer(call.excinfo.value) if outcome is Outcome.ERROR and call.excinfo is not None else None
     if failure is None:
         state.transport_streak = 0

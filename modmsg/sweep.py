@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from modmsg.api import json_or_none
+from modmsg.ids import is_safe, path
 from modmsg.transport import Transport, TransportError
 
 try:
@@ -35,7 +35,6 @@ except ImportError:  # pragma: no cover - Windows: no advisory lock, appends are
 
 RUN_TAG = "modmsg_run"
 LEDGER_NAME = ".modmsg-threads.jsonl"
-THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 GIVE_UP_AFTER = 3
 """Consecutive transport failures after which a sweep stops asking (the target is down; try again later)."""
 
@@ -204,9 +203,9 @@ def _tag(body: Any) -> str | None:
 
 
 def _settle(transport: Transport, entry: Entry, dry_run: bool) -> Swept:
-    if not THREAD_ID.fullmatch(entry.thread):
+    if not is_safe(entry.thread):
         return Swept(entry, "kept", "not a thread id; left in the ledger for a human to look at")
-    response = transport.request("GET", f"threads/{entry.thread}")
+    response = transport.request("GET", path("threads", entry.thread))
     if response.status_code == 404:
         return Swept(entry, "gone", "already deleted")
     if response.status_code != 200:
@@ -217,7 +216,7 @@ def _settle(transport: Transport, entry: Entry, dry_run: bool) -> Swept:
         return Swept(entry, "untagged", f"carries {found}; not ours to delete, left alone")
     if dry_run:
         return Swept(entry, "would delete", "carries its run's tag (dry run: not deleted)")
-    deleted = transport.request("DELETE", f"threads/{entry.thread}")
+    deleted = transport.request("DELETE", path("threads", entry.thread))
     if deleted.status_code in (200, 404):
         return Swept(entry, "deleted")
     return Swept(entry, "kept", f"deleteThread answered {deleted.status_code}")

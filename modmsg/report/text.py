@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modmsg.wire import loads as bounded_json
+
 REPLACEMENT = "\ufffd"
 BODY_CAP = 8192  # characters of one body shown in the HTML report
 FIELD_CAP = 8192  # characters of one Expected/Received/detail/curl text
@@ -74,7 +76,7 @@ def body(raw: str | None, *, wire_size: int | None = None, limit: int = BODY_CAP
     stripped = raw.strip()
     if stripped[:1] in ("{", "[") and len(raw) <= PRETTY_LIMIT:
         try:
-            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+            text = json.dumps(bounded_json(raw), indent=2, ensure_ascii=False)  # deep nesting: shown as it came
             is_json = True
         except ValueError:
             pass
