@@ -371,6 +371,14 @@ def test_end_to_end_foreign_and_traversal_ids_never_leave_the_run(runs, server, 
     assert "cannot show to be its own" in results  # the untagged thread's finding (a test's or a fixture's)
 
 
-def test_end_to_end_a_dropped_input_is_named(runs):
+def test_end_to_end_a_dropped_input_is_a_finding_of_mm_err_08_not_an_error(runs):
     run = runs["drop"].wait()
-    assert "the target drops this input" in _reasons(run)
+    outcomes = {req["id"]: req["outcome"] for req in run.results["requirements"]}
+    assert outcomes["MM-ERR-08"] == "FAIL" and "ERROR" not in outcomes.values(), _reasons(run)
+    received = [
+        (test.get("failure") or {}).get("received", "")
+        for req in run.results["requirements"]
+        if req["id"] == "MM-ERR-08"
+        for test in req["tests"]
+    ]
+    assert any("the target drops this input" in text for text in received), _reasons(run)

@@ -33,13 +33,14 @@ from helpers import REPO, SuiteRun
 
 from modmsg import cli
 from modmsg.api import AssistantsApi
+from modmsg.checks.preconditions import finding_for
 from modmsg.config import ConfigError, resolve
 from modmsg.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 from modmsg.plugin import Interrupts, ThreadFactory, _classify
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
 from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
-from modmsg.transport import RateLimitedError, Throttle, Transport, TransportError, retry_delay
+from modmsg.transport import RateLimitedError, RequestDropped, Throttle, Transport, TransportError, retry_delay
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
 SEED = "4242"
@@ -146,6 +147,7 @@ class Background:
     watchers: list[threading.Thread]
 
 
+SENT_WITHOUT_ANSWER = frozenset({Fault.drop().label, Fault.reset().label, Fault.truncate().label})
 FAULTS = (
     Fault.drop(),
     Fault.reset(),
@@ -243,15 +245,42 @@ def plain_server() -> Iterator[ReferenceServer]:
 def test_every_fault_is_a_transport_error_naming_its_cause(plain_server: ReferenceServer, fault: Fault, cause: str):
     with fault_proxy(plain_server.base_url, FaultPlan(faults=(fault,), limit=1)) as proxy:
         transport = Transport(proxy.base_url, KEY, timeout=0.5, sleep=_no_sleep)
-        with pytest.raises(TransportError, match=cause) as info:
-            transport.request("POST", "threads", json={"metadata": {"k": "v"}})
-        assert KEY not in str(info.value)
-        evidence = transport.recorder.snapshot()[-1]
-        assert cause in (evidence.error or "")
-        assert KEY not in json.dumps(evidence.as_dict())
+        if fault.label in SENT_WITHOUT_ANSWER:
+            # sent, then no answer: sent once more, and the target answers the resend
+            assert transport.request("POST", "threads", json={"metadata": {"k": "v"}}).status_code == 200
+            failed = transport.recorder.snapshot()[-2]
+        else:
+            with pytest.raises(TransportError, match=cause) as info:
+                transport.request("POST", "threads", json={"metadata": {"k": "v"}})
+            assert KEY not in str(info.value)
+            failed = transport.recorder.snapshot()[-1]
+        assert cause in (failed.error or "")
+        assert KEY not in json.dumps(failed.as_dict())
         # the fault was one request: the next one through the same proxy is answered normally
         assert transport.request("GET", "threads/thread_doesnotexist").status_code == 404
         assert [injection.fault for injection in proxy.injected] == [fault.label]
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [
+        (Fault.drop(), "connection closed without a response"),
+        (Fault.reset(), "connection reset"),
+        (Fault.truncate(), "response truncated"),
+    ],
+    ids=lambda value: value.label if isinstance(value, Fault) else None,
+)
+def test_a_request_dropped_twice_by_a_live_target_is_a_finding_not_a_fault(
+    plain_server: ReferenceServer, fault: Fault, cause: str
+):
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=(fault,), limit=2)) as proxy:
+        transport = Transport(proxy.base_url, KEY, timeout=0.5, sleep=_no_sleep)
+        with pytest.raises(RequestDropped) as info:
+            transport.request("POST", "threads", json={"metadata": {"k": "v"}})
+        assert info.value.exchange is not None and cause in (info.value.exchange.error or "")
+        assert [injection.fault for injection in proxy.injected] == [fault.label, fault.label]
+    failure = finding_for(info.value)
+    assert failure is not None and failure.req == "MM-ERR-08"
 
 
 def test_a_gateway_page_is_kept_as_evidence_but_a_json_5xx_is_the_targets_answer(plain_server: ReferenceServer):
