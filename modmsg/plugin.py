@@ -33,7 +33,7 @@ from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
 from modmsg.failures import Failure
 from modmsg.profiles import Profile, ProfileError, load_profile
-from modmsg.redaction import Redactor
+from modmsg.redaction import Redactor, inert
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
 from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
@@ -146,16 +146,24 @@ class RunState:
     leftovers: tuple[str, ...] = ()
     """Threads this process could not delete at the end (they stay in the ledger for ``modmsg sweep``)."""
 
+    def __post_init__(self) -> None:
+        if self.redactor is None:  # the transport fixture adds the bundled server's key once it is made
+            self.redactor = Redactor.from_settings(self.settings)
+
     @property
     def ledger(self) -> Ledger | None:
         """Only runs against a real target keep a ledger: the bundled server's threads die with the process."""
         if not self.settings.base_url:
             return None
-        return Ledger(ledger_path(self.settings.report_dir))
+        return Ledger(ledger_path(self.settings.report_dir), redact=self.redact)
 
     def redact(self, text: str) -> str:
-        secrets_ = tuple(s for s in self.settings.secrets() if s)
-        return Redactor(frozenset(), secrets_).text(text) if secrets_ else text
+        assert self.redactor is not None
+        return self.redactor.text(text)
+
+    def console(self, text: str) -> str:
+        """Redacted and inert: fit for the terminal."""
+        return inert(self.redact(text))
 
 
 STATE = pytest.StashKey[RunState]()
@@ -310,7 +318,8 @@ def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Confi
         beta=modmsg_state.profile.settings.beta_header,
         rate_limit=settings.rate_limit,
     )
-    modmsg_state.redactor = made.redactor
+    # The run's one redactor, now also knowing the key of the bundled server (made when no key is configured).
+    made.redactor = modmsg_state.redactor = Redactor.from_settings(settings, api_key=target.api_key)
     if settings.record_requests is None:
         yield made
         return
@@ -348,6 +357,9 @@ class ThreadFactory:
     ledger: Ledger | None = None
     target: str = ""
     interrupts: Interrupts = field(default_factory=Interrupts)
+
+    def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
+        return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         with self.interrupts.deferred():
@@ -482,8 +494,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     received = state.interrupts.received
     if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
         item.session.shouldstop = f"modmsg: stopped by {received}"
-    if report.longrepr is not None and state.settings.secrets():
-        report.longrepr = state.redact(str(report.longrepr))
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:
@@ -526,6 +536,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_modmsg_clean_report(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """pytest's own report of a test, before the terminal, ``--junitxml`` or an xdist controller sees it: its
+    traceback (whatever the ``--tb`` style), skip reason and captured sections redacted and made inert. The
+    outermost wrapper, so it also sees what the plugin's own ``pytest_runtest_makereport`` adds.
+
+    The traceback keeps its structure (so colours and the short summary stay) when cleaning each of its strings
+    leaves nothing to find in the whole; otherwise (a secret cut across two strings) it becomes the cleaned text.
+    """
+    report = yield
+    state = item.config.stash.get(STATE, None)
+    redactor = state.redactor if state is not None else None
+    if redactor is None:
+        return report
+
+    def clean(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return inert(redactor.text(value))
+        if depth > 8 or value is None or isinstance(value, int | float | bool):
+            return value
+        if isinstance(value, tuple):
+            return tuple(clean(v, depth + 1) for v in value)
+        if isinstance(value, list):
+            return [clean(v, depth + 1) for v in value]
+        if type(value).__module__.startswith("_pytest._code"):  # the TerminalRepr family: rewritten in place
+            for name, attribute in vars(value).items():
+                setattr(value, name, clean(attribute, depth + 1))
+        return value
+
+    report.sections = [(title, clean(content)) for title, content in report.sections]
+    longrepr = report.longrepr
+    if longrepr is None or isinstance(longrepr, tuple | str):
+        report.longrepr = clean(longrepr)
+        return report
+    before = str(longrepr)
+    wanted = inert(redactor.text(before))
+    if wanted != before:
+        clean(longrepr)
+        after = str(longrepr)
+        if inert(redactor.text(after)) != after:
+            report.longrepr = wanted
+    return report
+
+
 class Collector:
     """Controller-side plugin object: gathers test records, rolls them up and writes the reports."""
 
@@ -562,7 +616,7 @@ class Collector:
 
         terminalreporter.section("modmsg conformance")
         for line in summary_lines(run):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(self.state.console(line))
         for path in getattr(self.state, "written", ()):
             terminalreporter.write_line(f"report: {path}")
         self._reliability_lines(terminalreporter)
@@ -570,7 +624,7 @@ class Collector:
     def _reliability_lines(self, terminalreporter: Any) -> None:
         state = self.state
         if state.stopped_early:
-            terminalreporter.write_line(state.stopped_early, red=True, bold=True)
+            terminalreporter.write_line(state.console(state.stopped_early), red=True, bold=True)
         ledger = state.ledger
         if state.leftovers and ledger is not None:  # the bundled server's threads go with it
             terminalreporter.write_line(
@@ -600,6 +654,7 @@ def build_result(state: RunState) -> RunResult:
         finished=datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
         duration=finished - state.started,
         selection=settings.requirements,
+        variables=state.redactor.variables if state.redactor is not None else (),
     )
     run = rollup(
         state.catalogue,

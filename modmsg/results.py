@@ -148,6 +148,9 @@ class RunMeta:
     finished: str
     duration: float
     selection: tuple[str, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
+    """(shell variable, what it stands for) for each secret the curl reproducers reference, e.g.
+    ("MODMSG_API_KEY", "the API key (sent as Authorization: Bearer …)"): to be said once in every report."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +167,7 @@ class RunMeta:
             "finished": self.finished,
             "duration": round(self.duration, 3),
             "selection": list(self.selection),
+            "variables": [{"variable": name, "meaning": meaning} for name, meaning in self.variables],
         }
 
 
@@ -245,6 +249,7 @@ class RunResult:
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
         meta = dict(data["meta"])
         meta["selection"] = tuple(meta.get("selection", ()))
+        meta["variables"] = tuple((v["variable"], v["meaning"]) for v in meta.get("variables", ()))
         return cls(
             meta=RunMeta(**meta),
             requirements=tuple(RequirementResult.from_dict(r) for r in data["requirements"]),
