@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from modmsg.redaction import Redactor
+from modmsg.redaction import Redactor, inert
 
 if TYPE_CHECKING:
     from modmsg.recording import RequestLog
@@ -440,7 +440,7 @@ def describe(exc: requests.RequestException) -> str:
     """The cause of a failed request in a few words (never the URL, so never a credential)."""
     text = str(exc)
     if isinstance(exc, GatewayError):
-        return text
+        return inert(text)  # it holds the target's reason phrase
     if isinstance(exc, requests.ConnectTimeout):
         return "no connection within the timeout"
     if isinstance(exc, requests.Timeout):
