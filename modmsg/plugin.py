@@ -504,7 +504,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped:
         outcome = Outcome.SKIP
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
+        reason = state.redact(reason.removeprefix("Skipped: "))
     elif report.passed:
         outcome = Outcome.PASS
     elif call.excinfo is not None:

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 REDACTED = "[REDACTED]"
 MIN_FRAGMENT = 12
 """Fragments of a secret this long or longer are redacted; shorter secrets are matched exactly only."""
-GRAM = 5
+GRAM = 4
 STRIDE = MIN_FRAGMENT - GRAM + 1
 """The text is probed every STRIDE characters: a fragment of MIN_FRAGMENT characters always holds one probe."""
 API_KEY_VARIABLE = "MODMSG_API_KEY"
@@ -171,12 +171,8 @@ class Redactor:
             for offset in range(len(needle) - GRAM + 1):
                 self._grams.setdefault(needle[offset : offset + GRAM], []).append((needle, offset))
         chars = {c for needle in [*long_needles, *self._short] for c in needle}
-        self._min_len = min([MIN_FRAGMENT] + [len(n) for n in self._short])
-        cls = "".join(re.escape(c) for c in sorted(chars)) or "^\\s\\S"
-        # Every form of a secret is made of these characters, so it lies inside one run of them: only runs long
-        # enough to hold one are looked at. In a decoded view only escapes of these characters can be part of a
-        # match, so only those are decoded.
-        self._runs = re.compile(f"[{cls}]{{{self._min_len},}}")
+        # In a decoded view only escapes of characters some secret form holds can be part of a match, so only
+        # those are decoded.
         self._views = tuple(
             (re.compile(pattern), convert, marker)
             for pattern, convert, marker in (_json_escapes(chars), _url_escapes(chars))
@@ -235,19 +231,14 @@ class Redactor:
         """``value`` with every form of every secret replaced by ``[REDACTED]``."""
         if not self.secret_values or not value:
             return value
-        spans = self._scan(value)
+        spans = self._spans(value)
         for escape, convert, marker in self._views:
             view = escape.sub(convert, value) if any(m in value for m in marker) else value
-            found = self._scan(view) if view != value else []
+            found = self._spans(view) if view != value else []
             if found:  # only now is it worth knowing where each decoded character came from
                 starts = _starts(value, escape, convert)
                 spans += [(starts[a], starts[b]) for a, b in found]
         return _replace(value, spans) if spans else value
-
-    def _scan(self, view: str) -> list[tuple[int, int]]:
-        return [
-            (run.start() + a, run.start() + b) for run in self._runs.finditer(view) for a, b in self._spans(run.group())
-        ]
 
     def clip(self, value: str, limit: int) -> str:
         """Redact, then cut to ``limit`` characters (never the other way round: a cut secret leaks its half)."""
