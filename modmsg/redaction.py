@@ -44,6 +44,7 @@ STRIDE = MIN_FRAGMENT - GRAM + 1
 """The text is probed every STRIDE characters: a fragment of MIN_FRAGMENT characters always holds one probe."""
 API_KEY_VARIABLE = "MODMSG_API_KEY"
 SECRET_HEADER_PREFIX = "MODMSG_SECRET_"
+_MAX_PLACES = 8  # places of one gram in the secrets that are tried
 _MIN_DERIVED = 8  # a base64 form of a short secret is searched only when it is at least this long
 
 _JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -169,7 +170,9 @@ class Redactor:
         self._grams: dict[str, list[tuple[str, int]]] = {}
         for needle in dict.fromkeys(long_needles):
             for offset in range(len(needle) - GRAM + 1):
-                self._grams.setdefault(needle[offset : offset + GRAM], []).append((needle, offset))
+                places = self._grams.setdefault(needle[offset : offset + GRAM], [])
+                if len(places) < _MAX_PLACES:  # a repetitive secret: a few places find every stretch of it
+                    places.append((needle, offset))
         chars = {c for needle in [*long_needles, *self._short] for c in needle}
         # In a decoded view only escapes of characters some secret form holds can be part of a match, so only
         # those are decoded.
@@ -304,8 +307,8 @@ def _longest(view: str, probe: int, candidates: list[tuple[str, int]]) -> tuple[
         right, at = probe + GRAM, offset + GRAM
         while right < len(view) and at < len(needle) and view[right] == needle[at]:
             right, at = right + 1, at + 1
-        if right - left >= MIN_FRAGMENT and (best is None or right - left > best[1] - best[0]):
-            best = (left, right)
+        if right - left >= MIN_FRAGMENT and (best is None or (right - left, -left) > (best[1] - best[0], -best[0])):
+            best = (left, right)  # the longest; of equals the leftmost, so that stretches of a repetitive secret join
     return best
 
 

@@ -323,6 +323,21 @@ def test_a_short_secret_is_matched_exactly_only() -> None:
     assert short.text("a k3y-s3cr3 b") == "a k3y-s3cr3 b"
 
 
+def test_credentials_in_the_base_url_are_secrets_too_in_basic_form() -> None:
+    userinfo = Redactor.build(api_key=None, base_url="http://vendor:hunter2-pass@127.0.0.1:9/v1")
+    basic = "Basic " + base64.b64encode(b"vendor:hunter2-pass").decode()
+    shown = userinfo.text(f"{basic} and hunter2-pass")
+    assert shown.endswith(f" and {REDACTED}") and REDACTED in shown.split()[1]
+    # what is left of the base64 are the groups the secrets share with their neighbours: 2 bytes at most
+    assert not any(basic[i : i + 8] in shown for i in range(6, len(basic) - 8))
+
+
+def test_a_repetitive_secret_is_still_found_everywhere() -> None:
+    dull = Redactor.build(api_key="a" * 40 + "Z")
+    shown = dull.text("b" + "a" * 5000 + "b")
+    assert REDACTED in shown and "a" * MIN_FRAGMENT not in shown and len(shown) < 30
+
+
 def test_redaction_happens_before_the_cut(redactor: Redactor) -> None:
     text = "x" * (100 - 20) + KEY + "tail"
     assert redactor.clip(text, 100) == "x" * 80 + REDACTED + "tail"[: 100 - 80 - len(REDACTED)]
