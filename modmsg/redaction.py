@@ -8,7 +8,8 @@ recording, the thread ledger and the probe's messages. It finds, in any text:
   mid-key, or a secret straddling a truncation boundary, leaks nothing); secrets shorter than that are matched
   exactly only;
 * the same in the text's decoded views: JSON escapes (``\\u0073k-…`` in any mix of ``\\uXXXX``, upper or lower
-  hex, and ``\\/``) and URL encoding (``%XX`` in either case, ``+`` for a space);
+  hex, and ``\\/``), URL encoding (``%XX`` in either case, ``+`` for a space) and HTML numeric character
+  references (``&#115;``, ``&#x73;``);
 * base64 (standard and URL-safe, padded or not) of any text that contains the secret (the key alone,
   ``Bearer KEY``, ``user:KEY`` as in Basic auth): base64 of a substring shows in the base64 of the whole only as
   one of three alignments, so each secret's three shifted encodings are searched, without their unstable ends.
@@ -109,19 +110,36 @@ def _starts(text: str, pattern: re.Pattern[str], convert: Any) -> list[int]:
 
 
 def _json_escapes(chars: set[str]) -> tuple[str, Any, str]:
-    """The JSON escapes (``\\uXXXX`` in either case, ``\\/`` and the like) of ``chars``: a pattern, its decoder
-    and a character every text holding one contains."""
-    codes = "|".join(_any_case(f"{ord(c):04x}") for c in sorted(chars))
+    """The JSON escapes (``\\uXXXX`` in either case, ``\\/`` and the like) of ``chars`` (of every printable ASCII
+    character, which is quicker to match than a list): a pattern, its decoder and the character it starts with."""
+    codes = "|".join(["00[2-7][0-9a-fA-F]"] + [_any_case(f"{ord(c):04x}") for c in sorted(chars) if ord(c) > 0x7F])
     simple = "".join(re.escape(k) for k, v in _JSON_SIMPLE.items() if v in chars)
-    parts = ([f"\\\\u(?:{codes})"] if codes else []) + ([f"\\\\[{simple}]"] if simple else [])
+    parts = ([f"\\\\u(?:{codes})"] if chars else []) + ([f"\\\\[{simple}]"] if simple else [])
     return "|".join(parts), _json_char, "\\"
 
 
 def _url_escapes(chars: set[str]) -> tuple[str, Any, str]:
-    """Percent-escapes of ``chars`` (either case), and ``+`` when a secret holds a space."""
-    codes = "|".join(_any_case(f"{ord(c):02x}") for c in sorted(chars) if ord(c) < 0x100)
-    parts = ([f"%(?:{codes})"] if codes else []) + (["\\+"] if " " in chars else [])
+    """Percent-escapes of ``chars`` (of every printable ASCII character; either case), and ``+`` when a secret
+    holds a space."""
+    codes = "|".join(
+        ["[2-7][0-9a-fA-F]"] + [_any_case(f"{ord(c):02x}") for c in sorted(chars) if 0x7F < ord(c) < 0x100]
+    )
+    parts = ([f"%(?:{codes})"] if chars else []) + (["\\+"] if " " in chars else [])
     return "|".join(parts), _url_char, "%+"
+
+
+def _html_escapes(chars: set[str]) -> tuple[str, Any, str]:
+    """Numeric character references of ``chars`` (``&#115;``, ``&#x73;``, leading zeros, either case)."""
+    decimal = "|".join(str(ord(c)) for c in sorted(chars))
+    hexadecimal = "|".join(_any_case(f"{ord(c):x}") for c in sorted(chars))
+    if not decimal:
+        return "", _html_char, "&"
+    return f"&#(?:0*(?:{decimal})|[xX]0*(?:{hexadecimal}));", _html_char, "&"
+
+
+def _html_char(match: re.Match[str]) -> str:
+    number = match.group()[2:-1]
+    return chr(int(number[1:], 16) if number[:1] in "xX" else int(number))
 
 
 def _any_case(hex_digits: str) -> str:
@@ -178,7 +196,7 @@ class Redactor:
         # those are decoded.
         self._views = tuple(
             (re.compile(pattern), convert, marker)
-            for pattern, convert, marker in (_json_escapes(chars), _url_escapes(chars))
+            for pattern, convert, marker in (_json_escapes(chars), _url_escapes(chars), _html_escapes(chars))
             if pattern
         )
 

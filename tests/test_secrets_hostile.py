@@ -290,6 +290,7 @@ def redactor() -> Redactor:
         pytest.param(urllib.parse.quote(SECRET, safe=""), id="percent-upper"),
         pytest.param("".join(f"%{b:02x}" for b in KEY.encode()), id="percent-lower-every-char"),
         pytest.param(urllib.parse.quote_plus(f"Bearer {SECRET}"), id="form-encoded"),
+        pytest.param("".join(f"&#{ord(c)};" if i % 2 else f"&#X{ord(c):04x};" for i, c in enumerate(KEY)), id="html"),
         *(
             pytest.param(encoding(f"{before}{value}{after}".encode()).decode().rstrip(strip), id=f"b64-{n}-{m}-{s}")
             for n, (before, after) in enumerate([("", ""), ("Bearer ", ""), ("user:", ""), (":", ""), ("", ":")])
