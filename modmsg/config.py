@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -214,7 +214,7 @@ class Settings:
     """The variable the key was read from (``--api-key-env``); reproducers reference it. None: MODMSG_API_KEY."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown = dict(vars(self))
         shown["api_key"] = "[REDACTED]" if self.api_key else None
         shown["headers"] = tuple((k, "[REDACTED]" if k.lower() in self.secret_headers else v) for k, v in self.headers)
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"

@@ -374,7 +374,13 @@ def test_the_api_key_variable_is_the_one_the_key_came_from() -> None:
 
 def test_the_curl_runs_as_pasted_and_never_shows_the_value(redactor: Redactor) -> None:
     awkward = 'a "quoted" $HOME `id` back\\slash'
-    headers = {"Authorization": f"Bearer {KEY}", "X-Secret": SECRET, "X-Awkward": awkward, "X-Bang": "hi!"}
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "X-Secret": SECRET,
+        "X-Awkward": awkward,
+        "X-Bang": "hi!",
+        "X-Mixed": f"hi! {KEY}x {awkward}",
+    }
     exchange = Exchange(
         method="POST",
         url="http://127.0.0.1:9/v1/threads/t/messages/m?q=$HOME",
@@ -396,6 +402,7 @@ def test_the_curl_runs_as_pasted_and_never_shows_the_value(redactor: Redactor) -
         argv = done.stdout.splitlines()
         assert f"Authorization: Bearer {KEY}" in argv and f"X-Secret: {SECRET}" in argv, argv
         assert f"X-Awkward: {awkward}" in argv and "X-Bang: hi!" in argv, argv
+        assert f"X-Mixed: hi! {KEY}x {awkward}" in argv, argv
         assert "http://127.0.0.1:9/v1/threads/t/messages/m?q=$HOME" in argv
         assert '{"metadata": {"k": "$HOME \'x\'"}}' in argv
 
