@@ -191,6 +191,7 @@ class Redactor:
                 places = self._grams.setdefault(needle[offset : offset + GRAM], [])
                 if len(places) < _MAX_PLACES:  # a repetitive secret: a few places find every stretch of it
                     places.append((needle, offset))
+        self._shortest = min([MIN_FRAGMENT, *(len(n) for n in self._short)]) if self.secret_values else 1 << 62
         chars = {c for needle in [*long_needles, *self._short] for c in needle}
         # In a decoded view only escapes of characters some secret form holds can be part of a match, so only
         # those are decoded.
@@ -250,11 +251,13 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with every form of every secret replaced by ``[REDACTED]``."""
-        if not self.secret_values or not value:
+        if len(value) < self._shortest:  # decoding only makes text shorter
             return value
         spans = self._spans(value)
-        for escape, convert, marker in self._views:
-            view = escape.sub(convert, value) if any(m in value for m in marker) else value
+        for escape, convert, markers in self._views:
+            if not any(map(value.__contains__, markers)):
+                continue
+            view = escape.sub(convert, value)
             found = self._spans(view) if view != value else []
             if found:  # only now is it worth knowing where each decoded character came from
                 starts = _starts(value, escape, convert)
