@@ -96,6 +96,23 @@ def base64_forms(secret: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
+def credential_parts(value: str) -> tuple[str, ...]:
+    """The secrets inside a header value: the credentials after an auth scheme (``Bearer K`` -> ``K``), and a
+    Basic pair's password (``Basic dXNlcjpwYXNz`` -> ``pass``; a user name is no secret, and a short one such as
+    ``user`` would blot out every "user" of the evidence)."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if not credentials or not scheme.isalpha():
+        return ()
+    parts = [credentials.strip()]
+    if scheme.lower() == "basic":
+        try:
+            password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            return tuple(parts)
+        parts.append(password)
+    return tuple(p for p in parts if p)
+
+
 def _starts(text: str, pattern: re.Pattern[str], convert: Any) -> list[int]:
     """Where each character of ``pattern.sub(convert, text)`` starts in ``text``, and finally ``len(text)``."""
     starts: list[int] = []
@@ -214,7 +231,7 @@ class Redactor:
         base_url: str | None = None,
     ) -> Redactor:
         """The redactor for a key, extra headers (those named in ``secret_headers`` are secret) and a base URL
-        (any credentials in it are secret too)."""
+        (a password in it is secret too)."""
         names = frozenset(h.lower() for h in secret_headers)
         named = []
         if api_key:
@@ -223,11 +240,11 @@ class Redactor:
         for name, value in headers:
             if name.lower() in names and value:
                 named.append(Secret(value, header_variable(name), f"the value of the {name} header"))
-        extra: list[str] = []
+        extra = [part for secret in named for part in credential_parts(secret.value)]
         if base_url:
             try:
                 parts = urlsplit(base_url)
-                extra = [v for v in (parts.username, parts.password) if v]
+                extra += [parts.password] if parts.password else []
             except ValueError:
                 pass
         return cls(names, extra, named)
@@ -235,7 +252,7 @@ class Redactor:
     @classmethod
     def from_settings(cls, settings: Any, *, api_key: str | None = None) -> Redactor:
         """THE redactor of a run: the key (``api_key`` when the run uses another one, e.g. the bundled server's),
-        every secret header and any credentials in the base URL."""
+        every secret header (and the credentials inside its value) and a password in the base URL."""
         return cls.build(
             api_key=api_key or settings.api_key,
             headers=settings.headers,

@@ -329,8 +329,17 @@ def test_credentials_in_the_base_url_are_secrets_too_in_basic_form() -> None:
     basic = "Basic " + base64.b64encode(b"vendor:hunter2-pass").decode()
     shown = userinfo.text(f"{basic} and hunter2-pass")
     assert shown.endswith(f" and {REDACTED}") and REDACTED in shown.split()[1]
-    # what is left of the base64 are the groups the secrets share with their neighbours: 2 bytes at most
-    assert not any(basic[i : i + 8] in shown for i in range(6, len(basic) - 8))
+    # what is left of the base64 is the user name and the group the password shares with it
+    assert not any(basic[i : i + 8] in shown for i in range(16, len(basic) - 8))
+
+
+def test_a_secret_header_in_basic_form_hides_its_user_and_password_too() -> None:
+    basic = Redactor.build(
+        api_key=None,
+        headers=(("Proxy-Authorization", "Basic " + base64.b64encode(b"vendor:pa55word").decode()),),
+        secret_headers=("proxy-authorization",),
+    )
+    assert basic.text("denied: vendor / pa55word") == f"denied: vendor / {REDACTED}"
 
 
 def test_a_repetitive_secret_is_still_found_everywhere() -> None:
