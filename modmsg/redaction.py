@@ -47,6 +47,7 @@ API_KEY_VARIABLE = "MODMSG_API_KEY"
 SECRET_HEADER_PREFIX = "MODMSG_SECRET_"
 _MAX_PLACES = 8  # places of one gram in the secrets that are tried
 _MIN_DERIVED = 8  # a base64 form of a short secret is searched only when it is at least this long
+_WIDEST_ESCAPE = 8  # characters per character of the widest form matched: \u0073, &#x073;, &#0115;, %73
 
 _JSON_SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_]")
@@ -200,8 +201,8 @@ class Redactor:
                 elif len(form) >= _MIN_DERIVED:
                     self._short.append(form)
         self._short = sorted(set(self._short), key=len, reverse=True)
-        self.reach = 6 * max([len(n) for n in [*long_needles, *self._short]], default=0)
-        """How far past a cut a secret's longest form (JSON-escaped: 6 characters per character) can reach."""
+        self.reach = _WIDEST_ESCAPE * max([len(n) for n in [*long_needles, *self._short]], default=0)
+        """How far past a cut a secret's longest encoded form can reach."""
         self._grams: dict[str, list[tuple[str, int]]] = {}
         for needle in dict.fromkeys(long_needles):
             for offset in range(len(needle) - GRAM + 1):
