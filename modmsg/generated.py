@@ -18,9 +18,10 @@ What lives here, so the test module stays a list of requirements:
   (a ``BaseExceptionGroup``, so ``except Exception`` would miss it) is translated into one typed failure carrying
   the requirement id, Expected/Received, every Schemathesis finding, the curl reproducer and the seed.
 
-Credentials never enter a generated case: cases carry ``Bearer [REDACTED]`` (and ``[REDACTED]`` for any other
-secret header) and the real values are substituted only on the wire, so Hypothesis' "Falsifying example"
-output, Schemathesis' curl line and the evidence cannot show the key.
+Credentials never enter a generated case: cases carry ``Bearer $MODMSG_API_KEY`` (each secret as the shell
+variable that stands for it) and the real values are substituted only on the wire, so Hypothesis' "Falsifying
+example" output and the evidence cannot show the key, and the curl reproducer (made from the request as sent,
+through the run's redactor) runs as pasted once the variables are set.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from modmsg.failures import (
     WrongStatus,
 )
 from modmsg.profiles import Profile
-from modmsg.redaction import REDACTED
+from modmsg.redaction import REDACTED, Redactor
 from modmsg.spec import load_overlaid
 from modmsg.strategies import MAX_KEYS
 from modmsg.transport import Exchange, RequestDropped, Transport, TransportError
@@ -72,7 +73,6 @@ DOCUMENTED_REQ = "MM-GEN-03"
 NO_5XX_REQ = "MM-ERR-08"
 POSITIVE = GenerationMode.POSITIVE
 NEGATIVE = GenerationMode.NEGATIVE
-MASKED_BEARER = f"Bearer {REDACTED}"
 
 # How a schema-violating body must be rejected. The openai profile settles it (openai-behaviour.md §6: every
 # body defect is a 400 with the error envelope); the spec profile asks only for a client-error answer that HTTP
@@ -611,14 +611,11 @@ class GeneratedRun:
     def __post_init__(self) -> None:
         self.stored_keys = set(self.message.get("metadata") or {})
         real = self.transport.default_headers()
-        secret_names = self.transport.redactor.secret_headers
+        redactor = self.transport.redactor
         self._real_headers = {name.lower(): value for name, value in real.items()}
-        self._secret = frozenset(name.lower() for name in real if name.lower() in secret_names)
+        self._secret = frozenset(name.lower() for name in real if name.lower() in redactor.secret_headers)
         self.headers = {
-            name: (MASKED_BEARER if name.lower() == "authorization" else REDACTED)
-            if name.lower() in self._secret
-            else value
-            for name, value in real.items()
+            name: _masked(value, redactor) if name.lower() in self._secret else value for name, value in real.items()
         }
 
     @property
@@ -903,7 +900,8 @@ class GeneratedRun:
     def context_of(self, case: Case, mode: GenerationMode, note: str = "") -> str:
         """What was generated, the curl reproducer (credentials masked twice over) and how to replay the run."""
         try:
-            curl = case.as_curl_command(base_url=self.base_url)
+            # the request as the evidence shows it: secrets as $VARIABLE references, so it runs as pasted
+            curl = self.transport.evidence(self.prepare(case)).curl()
         except Exception as exc:  # a body curl cannot express must not hide the finding
             curl = f"(no curl: {type(exc).__name__}; the evidence shows the request)"
         return "\n".join(
@@ -969,6 +967,13 @@ class GeneratedRun:
             for name, value in (kwargs.get("headers") or {}).items()
         }
         return self.transport.session.prepare_request(requests.Request(**kwargs))
+
+
+def _masked(value: str, redactor: Redactor) -> str:
+    """A secret header's value as a generated case carries it: each secret as its shell variable reference
+    (``Bearer $MODMSG_API_KEY``), and ``[REDACTED]`` should the value hold no secret the redactor knows."""
+    shown = redactor.reference(value)
+    return shown if shown != value else REDACTED
 
 
 # --------------------------------------------------------------------------------------------- streams per module

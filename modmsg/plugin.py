@@ -37,7 +37,7 @@ from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, reso
 from modmsg.failures import Failure, UntaggedThread
 from modmsg.ids import SIBLINGS_REQ
 from modmsg.profiles import Profile, ProfileError, load_profile
-from modmsg.redaction import Redactor
+from modmsg.redaction import Redactor, inert
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
 from modmsg.results import BUNDLED, Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
@@ -155,20 +155,28 @@ class RunState:
     """Selected tests per requirement, where this process collected them (None on an xdist controller): a
     stopped run tells from it which requirements saw all their tests."""
 
+    def __post_init__(self) -> None:
+        if self.redactor is None:  # the transport fixture adds the bundled server's key once it is made
+            self.redactor = Redactor.from_settings(self.settings)
+
     @property
     def ledger(self) -> Ledger | None:
         """Only runs against a real target keep a ledger: the bundled server's threads die with the process."""
         if not self.settings.base_url:
             return None
-        return Ledger(ledger_path(self.settings.report_dir))
+        return Ledger(ledger_path(self.settings.report_dir), redact=self.redact)
 
     def budget(self) -> RunBudget:
         """``--max-duration``, counted from the start of this process's run."""
         return RunBudget.since(self.settings.max_duration, elapsed=time.time() - self.started)
 
     def redact(self, text: str) -> str:
-        secrets_ = tuple(s for s in self.settings.secrets() if s)
-        return Redactor(frozenset(), secrets_).text(text) if secrets_ else text
+        assert self.redactor is not None
+        return self.redactor.text(text)
+
+    def console(self, text: str) -> str:
+        """Redacted and inert: fit for the terminal."""
+        return inert(self.redact(text))
 
 
 STATE = pytest.StashKey[RunState]()
@@ -389,7 +397,8 @@ def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Confi
     made = transport_for(
         settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header, modmsg_state.budget()
     )
-    modmsg_state.redactor = made.redactor
+    # The run's one redactor, now also knowing the key of the bundled server (made when no key is configured).
+    made.redactor = modmsg_state.redactor = Redactor.from_settings(settings, api_key=target.api_key)
     if settings.record_requests is None:
         yield made
         return
@@ -427,6 +436,9 @@ class ThreadFactory:
     ledger: Ledger | None = None
     target: str = ""
     interrupts: Interrupts = field(default_factory=Interrupts)
+
+    def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
+        return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
@@ -582,12 +594,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     received = state.interrupts.received
     if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
         item.session.shouldstop = f"modmsg: stopped by {received}"
-    if report.longrepr is not None and state.settings.secrets():
-        if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason); keep its shape
-            path, line, text = report.longrepr
-            report.longrepr = (path, line, state.redact(text))
-        else:
-            report.longrepr = state.redact(str(report.longrepr))
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:
@@ -598,7 +604,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped:
         outcome = Outcome.SKIP
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
+        reason = state.redact(reason.removeprefix("Skipped: "))
     elif report.passed:
         outcome = Outcome.PASS
     elif call.excinfo is not None:
@@ -629,6 +635,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         evidence=tuple(e.as_dict() for e in sample),
     )
     report.user_properties.append((f"modmsg:{report.when}", json.dumps(record.as_dict())))
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_modmsg_clean_report(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """pytest's own report of a test, before the terminal, ``--junitxml`` or an xdist controller sees it: its
+    traceback (whatever the ``--tb`` style), skip reason and captured sections redacted and made inert. The
+    outermost wrapper, so it also sees what the plugin's own ``pytest_runtest_makereport`` adds.
+
+    The traceback keeps its structure (so colours and the short summary stay) when cleaning each of its strings
+    leaves nothing to find in the whole; otherwise (a secret cut across two strings) it becomes the cleaned text.
+    """
+    report = yield
+    state = item.config.stash.get(STATE, None)
+    redactor = state.redactor if state is not None else None
+    if redactor is None:
+        return report
+
+    def clean(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return inert(redactor.text(value))
+        if depth > 8 or value is None or isinstance(value, int | float | bool):
+            return value
+        if isinstance(value, tuple):
+            return tuple(clean(v, depth + 1) for v in value)
+        if isinstance(value, list):
+            return [clean(v, depth + 1) for v in value]
+        if type(value).__module__.startswith("_pytest._code"):  # the TerminalRepr family: rewritten in place
+            for name, attribute in vars(value).items():
+                setattr(value, name, clean(attribute, depth + 1))
+        return value
+
+    report.sections = [(title, clean(content)) for title, content in report.sections]
+    longrepr = report.longrepr
+    if longrepr is None or isinstance(longrepr, tuple | str):
+        report.longrepr = clean(longrepr)
+        return report
+    before = str(longrepr)
+    wanted = inert(redactor.text(before))
+    if wanted != before:
+        clean(longrepr)
+        after = str(longrepr)
+        if inert(redactor.text(after)) != after:
+            report.longrepr = wanted
     return report
 
 
@@ -685,7 +735,7 @@ class Collector:
 
         terminalreporter.section("modmsg conformance")
         for line in summary_lines(run):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(self.state.console(line))
         self._reliability_lines(terminalreporter)
         written = getattr(self.state, "written", ())
         if written:
@@ -699,7 +749,7 @@ class Collector:
     def _reliability_lines(self, terminalreporter: Any) -> None:
         state = self.state
         if state.stopped_early:
-            terminalreporter.write_line(state.stopped_early, red=True, bold=True)
+            terminalreporter.write_line(state.console(state.stopped_early), red=True, bold=True)
         ledger = state.ledger
         if state.leftovers and ledger is not None:  # the bundled server's threads go with it
             terminalreporter.write_line(
@@ -732,6 +782,7 @@ def build_result(state: RunState, stopped: str | None = None, interrupted: bool 
         selection=settings.requirements,
         stopped=stopped,
         interrupted=interrupted,
+        variables=state.redactor.variables if state.redactor is not None else (),
     )
     run = rollup(
         state.catalogue,

@@ -179,6 +179,9 @@ class RunMeta:
     """Why the run ended before every selected test ran (a signal, --max-duration, the target gone), if it did."""
     interrupted: bool = False
     """Stopped by a signal (Ctrl-C, SIGTERM): the reports claim nothing."""
+    variables: tuple[tuple[str, str], ...] = ()
+    """(shell variable, what it stands for) for each secret the curl reproducers reference, e.g.
+    ("MODMSG_API_KEY", "the API key (sent as Authorization: Bearer …)"): to be said once in every report."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +201,7 @@ class RunMeta:
             "selection": list(self.selection),
             "stopped": self.stopped,
             "interrupted": self.interrupted,
+            "variables": [{"variable": name, "meaning": meaning} for name, meaning in self.variables],
         }
 
 
@@ -288,6 +292,7 @@ class RunResult:
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
         meta = dict(data["meta"])
         meta["selection"] = tuple(meta.get("selection", ()))
+        meta["variables"] = tuple((v["variable"], v["meaning"]) for v in meta.get("variables", ()))
         return cls(
             meta=RunMeta(**meta),
             requirements=tuple(RequirementResult.from_dict(r) for r in data["requirements"]),

@@ -9,17 +9,20 @@ killed (SIGKILL, a lost CI runner, a power cut) leaves its created-but-not-delet
 
 Lines are JSON objects ``{"event", "run", "thread", "target", "at"}`` with ``event`` one of ``created``,
 ``deleted`` (the run or a sweep deleted it, or it was already gone) and ``released`` (it does not carry the run's
-tag, so it is not ours to delete). Writers hold an exclusive ``flock`` (where the platform has one), so parallel
-runs and xdist workers can share one ledger; once every thread in it is settled the file is removed.
+tag, so it is not ours to delete). A run's ledger redacts every line: a thread id that carries a secret (a
+hostile target can echo the key in its ids) is written redacted and so never swept. Writers hold an exclusive
+``flock`` (where the platform has one), so parallel runs and xdist workers can share one ledger; once every
+thread in it is settled the file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -104,8 +107,13 @@ class Ledger:
     """Append-only record of the threads runs created on real targets (``reports/.modmsg-threads.jsonl``)."""
 
     path: Path
+    redact: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    """The run's redactor (``Redactor.text``): applied to the thread id and target of every line written."""
 
     def append(self, entries: Iterable[Entry]) -> None:
+        redact = self.redact
+        if redact is not None:
+            entries = [dataclasses.replace(e, thread=redact(e.thread), target=redact(e.target)) for e in entries]
         lines = "".join(entry.line() + "\n" for entry in entries)
         if not lines:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import email.utils
 import json as jsonlib
+import re
 import shlex
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from modmsg.config import Settings
-from modmsg.redaction import Redactor
+from modmsg.redaction import Redactor, inert
 from modmsg.wire import (
     BodyTooLarge,
     BoundedResponse,
@@ -172,12 +173,35 @@ def _looks_like_html(response: requests.Response) -> bool:
     return "html" in content_type or response.text.lstrip()[:1] == "<"
 
 
-def _body_text(body: bytes | str | None) -> tuple[str | None, int]:
+def _body_text(body: bytes | str | None, redactor: Redactor) -> tuple[str | None, int]:
+    """The body as evidence: decoded, redacted, and only then cut to ``BODY_CAP`` characters (a secret straddling
+    the cut is redacted whole); and its size in bytes."""
     if body is None:
         return None, 0
     raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
-    text = raw[:BODY_CAP].decode("utf-8", "replace")
-    return text, len(raw)
+    text = raw[: 4 * (BODY_CAP + redactor.reach)].decode("utf-8", "replace")
+    return redactor.clip(text, BODY_CAP), len(raw)
+
+
+_SKIPPED_IN_CURL = ("content-length", "user-agent", "accept-encoding", "connection", "accept")
+
+
+def shell_word(text: str, variables: Sequence[str] = ()) -> str:
+    """``text`` as one shell word in which ``$NAME`` / ``${NAME}`` for each of ``variables`` expands (the evidence
+    shows a secret as such a reference) and nothing else does: double quotes with ``\\``, ``"``, ``$`` and
+    backtick escaped (or single quotes around the literal parts when a ``!`` could trigger history expansion)."""
+    names = "|".join(re.escape(v) for v in sorted(variables, key=len, reverse=True))
+    pieces = re.split(rf"(\$\{{(?:{names})\}}|\$(?:{names})(?![A-Za-z0-9_]))", text) if names else [text]
+    if len(pieces) == 1:
+        return shlex.quote(text)
+    literals, references = pieces[::2], pieces[1::2]
+    if any("!" in literal for literal in literals):
+        return "".join(
+            (shlex.quote(literal) if literal else "") + (f'"{reference}"' if reference else "")
+            for literal, reference in zip(literals, [*references, ""], strict=True)
+        )
+    escaped = [re.sub(r'([\\"$`])', r"\\\1", literal) for literal in literals]
+    return '"' + "".join(e + r for e, r in zip(escaped, [*references, ""], strict=True)) + '"'
 
 
 @dataclass(frozen=True)
@@ -194,19 +218,24 @@ class Exchange:
     response_size: int = 0
     elapsed: float = 0.0
     error: str | None = None
+    variables: tuple[str, ...] = field(default=(), repr=False)
+    """The shell variables (``MODMSG_API_KEY``...) that stand for secrets in ``request_headers``: not evidence."""
 
     def curl(self) -> str:
+        """A command that runs as pasted: each secret is a shell variable reference (``$MODMSG_API_KEY``), so the
+        value never shows and a user who has set the variable gets the same answer, not a 401."""
         parts = ["curl", "-sS", "-X", self.method, shlex.quote(self.url)]
         for name, value in self.request_headers:
-            if name.lower() in ("content-length", "user-agent", "accept-encoding", "connection", "accept"):
+            if name.lower() in _SKIPPED_IN_CURL:
                 continue
-            parts += ["-H", shlex.quote(f"{name}: {value}")]
+            parts += ["-H", shell_word(f"{name}: {value}", self.variables)]
         if self.request_body is not None:
             parts += ["--data-raw", shlex.quote(self.request_body)]
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["variables"]
         data["request_headers"] = [list(h) for h in self.request_headers]
         data["response_headers"] = [list(h) for h in self.response_headers]
         data["curl"] = self.curl()
@@ -321,11 +350,7 @@ class Transport:
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        secrets = [self.api_key or ""] + [v for k, v in self.headers if k.lower() in self.secret_headers]
-        self.redactor = Redactor(
-            secret_headers=frozenset(h.lower() for h in self.secret_headers),
-            secret_values=tuple(s for s in secrets if s),
-        )
+        self.redactor = Redactor.build(api_key=self.api_key, headers=self.headers, secret_headers=self.secret_headers)
         self._lock = threading.Lock()
         if self.rate_limit is not None:
             if not isinstance(self.session, WireSession):
@@ -333,6 +358,9 @@ class Transport:
             self.session.throttle = Throttle(self.rate_limit)
         if isinstance(self.session, WireSession):
             self.session.max_response_size = self.max_response_size
+
+    def __repr__(self) -> str:  # the dataclass repr would show the key and every header value
+        return f"Transport(base_url={self.redactor.text(self.base_url)!r})"
 
     @contextmanager
     def recording(self, *, forward: bool = False) -> Iterator[Recorder]:
@@ -402,7 +430,7 @@ class Transport:
             try:
                 response = self.session.send(prepared, timeout=timeout, allow_redirects=False)
             except requests.RequestException as exc:
-                cause = _wire_cause(exc) or describe(exc)
+                cause = self.redactor.text(_wire_cause(exc) or describe(exc))  # a 502 reason phrase may echo a key
                 self.record(prepared, exc.response, time.perf_counter() - started, error=cause)
                 if (
                     isinstance(exc, requests.ConnectionError)
@@ -497,22 +525,32 @@ class Transport:
     ) -> None:
         if self.request_log is not None:
             self.request_log.write(prepared, response, elapsed, error)
+        self.recorder.add(self.evidence(prepared, response, elapsed, error))
+
+    def evidence(
+        self,
+        prepared: requests.PreparedRequest,
+        response: requests.Response | None = None,
+        elapsed: float = 0.0,
+        error: str | None = None,
+    ) -> Exchange:
+        """One exchange as evidence: every field redacted (bodies before they are cut), request headers by value
+        (secrets as shell variable references, a deliberately wrong key as sent), response headers also by name."""
         redact = self.redactor
-        request_body, _ = _body_text(prepared.body)
-        response_body, size = _body_text(response.content if response is not None else None)
-        self.recorder.add(
-            Exchange(
-                method=prepared.method or "",
-                url=redact.text(prepared.url or ""),
-                request_headers=redact.headers(prepared.headers),
-                request_body=redact.text(request_body) if request_body is not None else None,
-                status=response.status_code if response is not None else None,
-                response_headers=redact.headers(response.headers) if response is not None else (),
-                response_body=redact.text(response_body) if response_body is not None else None,
-                response_size=size,
-                elapsed=round(elapsed, 6),
-                error=error,
-            )
+        request_body, _ = _body_text(prepared.body, redact)
+        response_body, size = _body_text(response.content if response is not None else None, redact)
+        return Exchange(
+            method=prepared.method or "",
+            url=redact.text(prepared.url or ""),
+            request_headers=redact.request_headers(prepared.headers),
+            request_body=request_body,
+            status=response.status_code if response is not None else None,
+            response_headers=redact.headers(response.headers) if response is not None else (),
+            response_body=response_body,
+            response_size=size,
+            elapsed=round(elapsed, 6),
+            error=redact.text(error) if error is not None else None,
+            variables=tuple(variable for variable, _ in redact.variables),
         )
 
 
@@ -559,7 +597,7 @@ def describe(exc: requests.RequestException) -> str:
     """The cause of a failed request in a few words (never the URL, so never a credential)."""
     text = str(exc)
     if isinstance(exc, GatewayError):
-        return text
+        return inert(text)  # it holds the target's reason phrase
     if isinstance(exc, requests.ConnectTimeout):
         return "no connection within the timeout"
     if isinstance(exc, requests.Timeout):
