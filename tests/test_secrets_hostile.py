@@ -37,6 +37,7 @@ from modmsg.transport import BODY_CAP, Exchange, Transport
 
 KEY = "sk-proj-" + secrets.token_urlsafe(117)[:156]  # 164 characters, like a real project key
 SECRET = "xs/Very+Secret/Header/Value-" + secrets.token_hex(6)  # 40 characters, with '/' and '+'
+ID_PART = KEY[:120]  # the key's alphabet is the id alphabet: a long fragment of it makes a valid id
 WRONG_KEY = "sk-modmsg-wrong-key-0000000000"  # suites/test_requests.py's deliberate wrong key: shown as sent
 CONTROLS = "\x1b[2J\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\r\x00\u202e\u2066\u200f\x9b"
 TERMINAL_CONTROLS = frozenset(c for c in CONTROLS if not c.isprintable())
@@ -89,11 +90,20 @@ class Hostile(BaseHTTPRequestHandler):
         self.answer()
 
     def answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urllib.parse.urlsplit(self.path).path.strip("/").split("/")[1:]  # without the "v1"
         method, shape = self.command, (len(parts), parts[-1] if parts else "")
         if method == "POST" and parts == ["threads"]:
-            self.json(200, {"id": f"thread_{KEY}", "object": "thread", "created_at": int(time.time()), "metadata": {}})
+            # an id that is safe in a path yet carries 120 characters of the key, and the metadata sent echoed back
+            # (so the suite uses the thread and writes its id to the ledger and the recording)
+            metadata = json.loads(sent or b"{}").get("metadata") or {}
+            thread = {
+                "id": f"thread_{ID_PART}",
+                "object": "thread",
+                "created_at": int(time.time()),
+                "metadata": metadata,
+            }
+            self.json(200, thread)
         elif method == "POST" and shape[0] == 3 and shape[1] == "messages":
             self.json(200, _message(parts[1]))
         elif method == "POST" and shape[0] == 4:  # modify: an error straddling the evidence cut, raw controls
@@ -130,7 +140,7 @@ class Hostile(BaseHTTPRequestHandler):
 
 def _message(thread_id: str) -> dict[str, object]:
     return {
-        "id": f"msg_{KEY}",
+        "id": f"msg_{ID_PART}",
         "object": "thread.message",
         "created_at": int(time.time()),
         "thread_id": thread_id,
