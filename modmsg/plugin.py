@@ -216,7 +216,7 @@ def pytest_configure(config: pytest.Config) -> None:
         profile = load_profile(settings.profile)
         overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
-        refuse(str(exc), settings.report_dir if controller else None)
+        refuse(Redactor.from_settings(settings).console(str(exc)), settings.report_dir if controller else None)
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
@@ -233,10 +233,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def refuse(message: str, report_dir: Path | None) -> NoReturn:
-    """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish."""
+    """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish.
+    ``message`` is made inert here; a caller that knows the run's secrets redacts it first."""
     if report_dir is not None:
         _clear_reports(report_dir)
-    pytest.exit(f"modmsg: {message}", returncode=2)
+    pytest.exit(f"modmsg: {inert(message)}", returncode=2)
 
 
 def _clear_reports(report_dir: Path) -> None:
@@ -263,7 +264,7 @@ def _probe(state: RunState) -> None:
     try:
         left = probe(transport, settings.base_url, state.run_id)
     except ConfigError as exc:
-        refuse(str(exc), settings.report_dir)
+        refuse(state.console(str(exc)), settings.report_dir)
     ledger = state.ledger
     if left and ledger is not None:  # could not delete the probe's thread: a sweep will
         ledger.created(state.run_id, left, state.redact(settings.base_url))
