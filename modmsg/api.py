@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from modmsg.ids import checked_id, path
 from modmsg.transport import _UNSET, Transport
 
 
@@ -15,7 +16,7 @@ class SetupError(Exception):
 
 
 def message_path(thread_id: str, message_id: str) -> str:
-    return f"threads/{thread_id}/messages/{message_id}"
+    return path("threads", thread_id, "messages", message_id)
 
 
 def json_or_none(response: requests.Response) -> Any:
@@ -38,11 +39,14 @@ class AssistantsApi:
         return body
 
     def create_thread(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """The created thread; :class:`modmsg.ids.UnsafeId` when its id cannot go into a path."""
         body = {} if metadata is None else {"metadata": metadata}
-        return self._ok(self.transport.request("POST", "threads", json=body), "createThread")
+        thread = self._ok(self.transport.request("POST", "threads", json=body), "createThread")
+        checked_id(thread, "createThread")
+        return thread
 
     def delete_thread(self, thread_id: str) -> requests.Response:
-        return self.transport.request("DELETE", f"threads/{thread_id}")
+        return self.transport.request("DELETE", path("threads", thread_id))
 
     def create_message(
         self,
@@ -53,7 +57,12 @@ class AssistantsApi:
         body: dict[str, Any] = {"role": "user", "content": content}
         if metadata is not None:
             body["metadata"] = metadata
-        return self._ok(self.transport.request("POST", f"threads/{thread_id}/messages", json=body), "createMessage")
+        response = self.transport.request("POST", path("threads", thread_id, "messages"), json=body)
+        message = self._ok(response, "createMessage")
+        checked_id(message, "createMessage")
+        if "thread_id" in message:  # the suite addresses the message by it
+            checked_id(message, "createMessage", "thread_id")
+        return message
 
     def get_message(self, thread_id: str, message_id: str) -> requests.Response:
         return self.transport.request("GET", message_path(thread_id, message_id))
@@ -62,7 +71,7 @@ class AssistantsApi:
         return self._ok(self.get_message(thread_id, message_id), "getMessage")
 
     def list_messages(self, thread_id: str, **params: Any) -> requests.Response:
-        return self.transport.request("GET", f"threads/{thread_id}/messages", params=params or None)
+        return self.transport.request("GET", path("threads", thread_id, "messages"), params=params or None)
 
     def delete_message(self, thread_id: str, message_id: str) -> requests.Response:
         return self.transport.request("DELETE", message_path(thread_id, message_id))

@@ -210,6 +210,14 @@ class Settings:
     report_dir: Path = field(default_factory=lambda: Path("reports"))
     baseline: str | None = None
     record_requests: Path | None = None
+    api_key_env: str | None = None
+    """The variable the key was read from (``--api-key-env``); reproducers reference it. None: MODMSG_API_KEY."""
+
+    def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
+        shown = dict(vars(self))
+        shown["api_key"] = "[REDACTED]" if self.api_key else None
+        shown["headers"] = tuple((k, "[REDACTED]" if k.lower() in self.secret_headers else v) for k, v in self.headers)
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
     @property
     def uses_reference_server(self) -> bool:
@@ -397,4 +405,5 @@ def resolve(
         report_dir=Path(values["report_dir"]),
         baseline=values["baseline"],
         record_requests=Path(values["record_requests"]) if values["record_requests"] else None,
+        api_key_env=values["api_key_env"] or None,
     )

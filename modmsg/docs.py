@@ -169,6 +169,16 @@ FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
         "an HTTP answer to every request (the target answered the requests around this one)",
         "POST …/messages/msg_…: connection closed without a response, twice, while GET …/threads/… answered 404",
     ),
+    "UnsafeId": (
+        "MM-RESP-09",
+        "createThread returns 'id' as an id of ASCII letters, digits, '_' and '-' (1 to 128 characters)",
+        "id: 'thread_x/../../files/file-victim'",
+    ),
+    "UntaggedThread": (
+        "MM-RESP-09",
+        "createThread echoes the metadata sent (modmsg_run: modmsg-4f0c2a9e1b7d)",
+        "modmsg_run: None",
+    ),
     "GeneratedCaseFailed": (
         "MM-GEN-02",
         "a 4xx error envelope for a schema-violating request",

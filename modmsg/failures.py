@@ -204,3 +204,13 @@ class SiblingCallFailed(Failure):
 @failure
 class NoAnswer(Failure):
     title: ClassVar[str] = "Request answered with no HTTP response"
+
+
+@failure
+class UnsafeId(Failure):
+    title: ClassVar[str] = "Id unsafe to use in a path"
+
+
+@failure
+class UntaggedThread(Failure):
+    title: ClassVar[str] = "Created thread does not carry the metadata sent"

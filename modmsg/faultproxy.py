@@ -10,6 +10,16 @@ that a :class:`FaultPlan` picks requests to spoil:
 * ``respond``: answer by itself with a canned response, e.g. a gateway's 502/503 HTML page or a 429;
 * ``refuse_after``: after that many requests stop listening, so every later connection is refused.
 
+and, for a hostile target rather than a broken network:
+
+* ``respond`` with bytes (e.g. :meth:`Fault.deep_json`, or a gzip bomb with ``Content-Encoding: gzip``);
+* ``endless``: answer 200 with a chunked body that never ends (until the client leaves, or ``size`` bytes);
+* ``drip``: forward, then send the answer's head (``part="headers"``) or body one byte every ``seconds``;
+* ``rewrite``: forward, then set fields of the JSON object answer (e.g. an ``id`` that is not the thread's).
+
+``FaultPlan.where`` (a regular expression searched in ``"METHOD PATH\nBODY"``) limits faults to the requests it
+matches (the others pass untouched and are not counted); ``FaultProxy.seen`` lists every request received.
+
 Usage::
 
     with start_fault_proxy(server.base_url, FaultPlan(faults=(Fault.drop(),), after=1, every=5)) as proxy:
@@ -23,6 +33,8 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
+import re
 import socket
 import struct
 import threading
@@ -34,11 +46,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-FaultKind = Literal["latency", "drop", "reset", "truncate", "respond"]
+FaultKind = Literal["latency", "drop", "reset", "truncate", "respond", "endless", "drip", "rewrite"]
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
 )
 UPSTREAM_TIMEOUT = 30.0
+HOSTILE_LIMIT = 60.0
+"""Seconds an ``endless`` or ``drip`` answer goes on at most, whether or not the client is still there."""
+SEEN_LIMIT = 100_000
 
 GATEWAY_PAGE = (
     "<!DOCTYPE html>\n<html><head><title>{status} {reason}</title></head>\n"
@@ -52,7 +67,11 @@ class Fault:
     seconds: float = 0.0
     status: int = 502
     headers: tuple[tuple[str, str], ...] = ()
-    body: str = ""
+    body: str | bytes = ""
+    size: int = 0
+    part: Literal["headers", "body"] = "body"
+    fields: tuple[tuple[str, str], ...] = ()
+    """``rewrite``: (name, JSON text) set in the answer object."""
 
     @classmethod
     def latency(cls, seconds: float) -> Fault:
@@ -82,15 +101,32 @@ class Fault:
         )
 
     @classmethod
-    def respond(cls, status: int, headers: tuple[tuple[str, str], ...] = (), body: str = "") -> Fault:
+    def respond(cls, status: int, headers: tuple[tuple[str, str], ...] = (), body: str | bytes = "") -> Fault:
         return cls("respond", status=status, headers=headers, body=body)
+
+    @classmethod
+    def deep_json(cls, depth: int = 1000, status: int = 200) -> Fault:
+        """A JSON answer nested ``depth`` levels deep (an object of arrays)."""
+        return cls.respond(status, (("Content-Type", "application/json"),), '{"a": ' + "[" * depth + "]" * depth + "}")
+
+    @classmethod
+    def endless(cls, size: int = 1 << 30) -> Fault:
+        return cls("endless", size=size)
+
+    @classmethod
+    def drip(cls, seconds: float, part: Literal["headers", "body"] = "body") -> Fault:
+        return cls("drip", seconds=seconds, part=part)
+
+    @classmethod
+    def rewrite(cls, **fields: object) -> Fault:
+        return cls("rewrite", fields=tuple((name, json.dumps(value)) for name, value in fields.items()))
 
     @property
     def label(self) -> str:
         if self.kind == "respond":
             return f"respond {self.status}"
-        if self.kind == "latency":
-            return f"latency {self.seconds:g}s"
+        if self.kind in ("latency", "drip"):
+            return f"{self.kind} {self.seconds:g}s"
         return self.kind
 
 
@@ -109,6 +145,7 @@ class FaultPlan:
     limit: int | None = None
     latency: float = 0.0
     refuse_after: int | None = None
+    where: str = ""
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.after < 0 or (self.limit is not None and self.limit < 0):
@@ -121,6 +158,18 @@ class Injection:
     method: str
     path: str
     fault: str
+
+
+def _rewritten(payload: bytes, fields: tuple[tuple[str, str], ...]) -> bytes:
+    """The JSON object answer with ``fields`` set (anything else is sent as it came)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(body, dict):
+        return payload
+    body.update({name: json.loads(value) for name, value in fields})
+    return json.dumps(body).encode("utf-8")
 
 
 def _loopback(host: str) -> bool:
@@ -196,12 +245,15 @@ class _Handler(BaseHTTPRequestHandler):
         if proxy.refusing:  # a request that slipped in on an open connection while the proxy went down
             self._abort(reset=False)
             return
-        number, fault = proxy._next(self.command, self.path)
+        number, fault = proxy._next(self.command, self.path, body)
         delay = proxy.plan.latency + (fault.seconds if fault and fault.kind == "latency" else 0.0)
         if delay > 0:
             time.sleep(delay)
         if fault is not None and fault.kind == "drop":
             self._abort(reset=False)
+            return
+        if fault is not None and fault.kind == "endless":
+            self._endless(fault.size)
             return
         if fault is None or fault.kind != "respond":
             status, headers, payload = self._forward(body)
@@ -209,11 +261,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write(status, headers, payload, cut=True)
                 self._abort(reset=fault.kind == "reset")
                 return
+            if fault is not None and fault.kind == "drip":
+                self._drip(status, headers, payload, fault)
+                return
+            if fault is not None and fault.kind == "rewrite":
+                payload = _rewritten(payload, fault.fields)
         if proxy._last(number):  # stop listening first, and answer with "Connection: close": no reuse
             self.close_connection = True
             proxy.refuse(keep=self.connection)
         if fault is not None and fault.kind == "respond":
-            self._write(fault.status, list(fault.headers), fault.body.encode("utf-8"))
+            canned = fault.body if isinstance(fault.body, bytes) else fault.body.encode("utf-8")
+            self._write(fault.status, list(fault.headers), canned)
         else:
             self._write(status, headers, payload)
 
@@ -262,6 +320,36 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"" if self.command == "HEAD" or status in (204, 304) else payload
         self.wfile.write(self._head(status, headers, len(payload)) + (body[: len(body) // 2] if cut else body))
 
+    def _endless(self, size: int) -> None:
+        """200, chunked, 64 KiB chunks of JSON-ish text until the client leaves (or ``size`` bytes, or the limit)."""
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"10000\r\n" + b"[" * 0x10000 + b"\r\n"
+        ends = time.monotonic() + HOSTILE_LIMIT
+        with suppress(OSError, ValueError):
+            for _ in range(max(1, size // 0x10000)):
+                if time.monotonic() > ends:
+                    break
+                self.wfile.write(chunk)
+        self._abort(reset=False)
+
+    def _drip(self, status: int, headers: list[tuple[str, str]], payload: bytes, fault: Fault) -> None:
+        """The answer, its head or its body one byte every ``fault.seconds`` (the rest at once)."""
+        self.close_connection = True
+        head = self._head(status, headers, len(payload))
+        ends = time.monotonic() + HOSTILE_LIMIT
+        with suppress(OSError, ValueError):
+            if fault.part == "body":
+                self.wfile.write(head)
+            dripped, rest = (head, payload) if fault.part == "headers" else (payload, b"")
+            for index in range(len(dripped)):
+                if time.monotonic() > ends:
+                    return self._abort(reset=False)
+                self.wfile.write(dripped[index : index + 1])
+                time.sleep(fault.seconds)
+            self.wfile.write(rest)
+        self._abort(reset=False)
+
     def _abort(self, *, reset: bool) -> None:
         self.close_connection = True
         with suppress(OSError, ValueError):
@@ -288,6 +376,9 @@ class FaultProxy:
     thread: threading.Thread
     injected: list[Injection] = field(default_factory=list)
     requests: int = 0
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path) of every request received (the first ``SEEN_LIMIT``)."""
+    matched: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: set[socket.socket] = field(default_factory=set)
     _refusing: bool = False
@@ -311,15 +402,21 @@ class FaultProxy:
             else:
                 self._connections.discard(connection)
 
-    def _next(self, method: str, path: str) -> tuple[int, Fault | None]:
+    def _next(self, method: str, path: str, body: bytes = b"") -> tuple[int, Fault | None]:
         plan = self.plan
         with self._lock:
             self.requests += 1
             number = self.requests
+            if len(self.seen) < SEEN_LIMIT:
+                self.seen.append((method, path))
+            if plan.where and not re.search(plan.where, f"{method} {path}\n{body.decode('latin-1')}"):
+                return number, None
+            self.matched += 1
+            counted = self.matched
             spoil = (
                 plan.faults
-                and number > plan.after
-                and (number - plan.after) % plan.every == 0
+                and counted > plan.after
+                and (counted - plan.after) % plan.every == 0
                 and (plan.limit is None or len(self.injected) < plan.limit)
             )
             if not spoil:

@@ -11,20 +11,26 @@ What lives here, so the test module stays a list of requirements:
 * ``Streams``: one fuzzing stream per generation mode, drawn and sent once per module, every case judged for
   every requirement of its mode (``STREAM_JUDGES``); each requirement's test then reports its own verdict, the
   first failing case with its exchanges as evidence. Drawing the same distribution again per requirement would
-  cost a draw and a request per case for no new input;
+  cost a draw and a request per case for no new input. A requirement's failing case is then shrunk for that
+  requirement alone (``GeneratedRun.shrink``, bounded by ``SHRINK_BUDGET``), and a request the target drops
+  (``RequestDropped``) is MM-ERR-08's finding (``NoAnswer``);
 * the judges, one per requirement, which raise the suite's typed failures. A Schemathesis ``FailureGroup``
   (a ``BaseExceptionGroup``, so ``except Exception`` would miss it) is translated into one typed failure carrying
   the requirement id, Expected/Received, every Schemathesis finding, the curl reproducer and the seed.
 
-Credentials never enter a generated case: cases carry ``Bearer [REDACTED]`` (and ``[REDACTED]`` for any other
-secret header) and the real values are substituted only on the wire, so Hypothesis' "Falsifying example"
-output, Schemathesis' curl line and the evidence cannot show the key.
+Credentials never enter a generated case: cases carry ``Bearer $MODMSG_API_KEY`` (each secret as the shell
+variable that stands for it) and the real values are substituted only on the wire, so Hypothesis' "Falsifying
+example" output and the evidence cannot show the key, and the curl reproducer (made from the request as sent,
+through the run's redactor) runs as pasted once the variables are set.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import shlex
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -48,16 +54,17 @@ from modmsg.checks.response import ok_json
 from modmsg.failures import (
     Failure,
     GeneratedCaseFailed,
+    NoAnswer,
     SchemaViolation,
     ServerError,
     WrongContentType,
     WrongStatus,
 )
 from modmsg.profiles import Profile
-from modmsg.redaction import REDACTED
+from modmsg.redaction import REDACTED, Redactor
 from modmsg.spec import load_overlaid
 from modmsg.strategies import MAX_KEYS
-from modmsg.transport import Exchange, Transport
+from modmsg.transport import Exchange, RequestDropped, Transport, TransportError
 
 OPERATION_ID = "modifyMessage"
 ACCEPTED_REQ = "MM-GEN-01"
@@ -66,7 +73,6 @@ DOCUMENTED_REQ = "MM-GEN-03"
 NO_5XX_REQ = "MM-ERR-08"
 POSITIVE = GenerationMode.POSITIVE
 NEGATIVE = GenerationMode.NEGATIVE
-MASKED_BEARER = f"Bearer {REDACTED}"
 
 # How a schema-violating body must be rejected. The openai profile settles it (openai-behaviour.md §6: every
 # body defect is a 400 with the error envelope); the spec profile asks only for a client-error answer that HTTP
@@ -442,12 +448,45 @@ def with_context(failure: Failure, context: str) -> Failure:
 # --------------------------------------------------------------------------------------------- streams
 
 
+def fingerprint(case: Case) -> str:
+    """What identifies a drawn case whatever message it goes to (the path is pinned to the live message, so it is
+    left out): a replay of the stream must draw the case it failed on before that case is shrunk."""
+    parts = (case.method.upper(), case.media_type, case.body, case.query, sorted((case.headers or {}).items()))
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Where a stream drew a case: the Hypothesis run (its seed label and size), the call within it (from 1), the
+    case's fingerprint and its size on the wire. Enough to draw the same case again, and no case kept."""
+
+    mode: GenerationMode
+    batch: str
+    size: int
+    call: int
+    fingerprint: str
+    body_bytes: int | None
+    """The size of the body on the wire (0: no body; None: unknown)."""
+
+    @property
+    def body(self) -> str:
+        if self.body_bytes is None:
+            return "a body of unknown size"
+        return f"a {self.body_bytes}-byte body" if self.body_bytes else "no body"
+
+    def smaller_than(self, other: Drawn) -> bool:
+        """Not larger on the wire than ``other`` (Hypothesis' order of cases is not the size of the body)."""
+        return other.body_bytes is None or (self.body_bytes is not None and self.body_bytes <= other.body_bytes)
+
+
 @dataclass(frozen=True)
 class Finding:
-    """The first case of a stream that failed one requirement: the typed failure and that case's exchanges."""
+    """The first case of a stream that failed one requirement (shrunk when it could be): the typed failure, that
+    case's exchanges, and where the stream drew it (None: it cannot be drawn again)."""
 
     failure: Failure
     evidence: tuple[Exchange, ...]
+    drawn: Drawn | None = None
 
 
 @dataclass
@@ -471,6 +510,75 @@ class _StreamSettled(BaseException):
     """Ends a stream early. A BaseException, so Hypothesis passes it through instead of shrinking it."""
 
 
+@dataclass(frozen=True)
+class ShrinkBudget:
+    """What shrinking one requirement's failing case may spend. A new attempt starts only while fewer than
+    ``requests`` requests (the fresh message, every re-sent case and its snapshot GETs) and ``seconds`` (the
+    replay of the stream up to the case included) are spent; then the smallest failing case so far is reported.
+    The request cap makes a shrink the same for a seed against a deterministic target; the time cap only guards
+    against a slow one."""
+
+    requests: int = 100
+    seconds: float = 20.0
+
+
+SHRINK_BUDGET = ShrinkBudget()
+
+
+class _Reproduced(Exception):
+    """Raised where a case fails the requirement being shrunk the same way: Hypothesis shrinks on it."""
+
+
+class _ShrinkStopped(BaseException):
+    """Ends a shrink (budget spent, the case did not fail again, the target stopped answering): a BaseException,
+    so Hypothesis passes it through; the smallest failing case found so far is kept."""
+
+
+@dataclass
+class _Shrink:
+    """The state of one shrink: what it started from, what it spent, the smallest failing case so far."""
+
+    original: Finding
+    drawn: Drawn
+    budget: ShrinkBudget
+    deadline: float
+    calls: int = 0
+    requests: int = 0
+    best: Finding | None = None
+    stopped: str = ""
+
+    def check_budget(self) -> None:
+        if self.requests >= self.budget.requests:
+            raise _ShrinkStopped(f"stopped at the cap of {self.budget.requests} requests")
+        if time.monotonic() > self.deadline:
+            raise _ShrinkStopped(f"stopped at the cap of {self.budget.seconds:g} s")
+
+    def result(self) -> Finding:
+        """The smallest case that failed the requirement the same way, or the case as drawn, with a line saying
+        which and why. A verdict never changes: only its example does."""
+        original, best, req = self.original, self.best, self.original.failure.req
+        spent = f"{self.requests} request{'' if self.requests == 1 else 's'}"
+        if best is None or best.drawn is None:
+            why = self.stopped or f"the case did not fail {req} again on a fresh message"
+            return _noted(original, f"Not shrunk ({why}; {spent}): the case as drawn.")
+        if best.drawn.fingerprint == self.drawn.fingerprint:
+            why = f"; {self.stopped}" if self.stopped else ""
+            return _noted(original, f"Not shrunk: no smaller case failed {req} the same way ({spent}{why}).")
+        why = f"; {self.stopped}" if self.stopped else ""
+        return _noted(
+            best,
+            f"Shrunk: from {self.drawn.body} (case {self.drawn.call} of Hypothesis run {self.drawn.batch!r}) to "
+            f"{best.drawn.body} that fails {req} the same way, sent to a fresh message ({spent}{why}; at most "
+            f"{self.budget.requests} requests and {self.budget.seconds:g} s per requirement).",
+        )
+
+
+def _noted(finding: Finding, line: str) -> Finding:
+    failure = finding.failure
+    detail = f"{failure.detail}\n{line}" if failure.detail else line
+    return dataclasses.replace(finding, failure=dataclasses.replace(failure, detail=detail))
+
+
 # --------------------------------------------------------------------------------------------- the run
 
 
@@ -486,6 +594,11 @@ class GeneratedRun:
     message: dict[str, Any]
     seed: int  # the run's seed: --seed, or the one the plugin drew and recorded in the reports
     max_examples: int
+    replay_base_url: str | None
+    """The run's --base-url as the user gave it (None: the bundled reference server), for the replay line."""
+    replay_profile: str
+    """The run's --profile as the user gave it (a bundled name or a profile file), for the replay line."""
+    shrink_budget: ShrinkBudget = SHRINK_BUDGET
     stored_keys: set[str] = field(init=False)
     """Keys the current message holds, so a valid case can be sent where it fits."""
     counts: Counter[str] = field(init=False, default_factory=Counter)
@@ -498,14 +611,11 @@ class GeneratedRun:
     def __post_init__(self) -> None:
         self.stored_keys = set(self.message.get("metadata") or {})
         real = self.transport.default_headers()
-        secret_names = self.transport.redactor.secret_headers
+        redactor = self.transport.redactor
         self._real_headers = {name.lower(): value for name, value in real.items()}
-        self._secret = frozenset(name.lower() for name in real if name.lower() in secret_names)
+        self._secret = frozenset(name.lower() for name in real if name.lower() in redactor.secret_headers)
         self.headers = {
-            name: (MASKED_BEARER if name.lower() == "authorization" else REDACTED)
-            if name.lower() in self._secret
-            else value
-            for name, value in real.items()
+            name: _masked(value, redactor) if name.lower() in self._secret else value for name, value in real.items()
         }
 
     @property
@@ -526,43 +636,149 @@ class GeneratedRun:
         """``max_examples`` values of ``strategy`` through ``body``, in Hypothesis runs of at most
         ``HYPOTHESIS_BATCH``; reproducible from the run's seed."""
         for batch_label, size in batches(self.max_examples, label):
+            self.run_batch(strategy, body, label=batch_label, size=size, shrink=shrink)
 
-            @hypothesis.seed(derive_seed(self.seed, batch_label))
-            @hypothesis_settings(size, shrink=shrink)
-            @hypothesis.given(value=strategy)
-            def example(value: Any) -> None:
-                body(value)
+    def run_batch(
+        self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, size: int, shrink: bool
+    ) -> None:
+        """One Hypothesis run of ``size`` values seeded from the run's seed and ``label``: the same label draws the
+        same values in the same order, with or without the shrink phase (which only acts once ``body`` raises)."""
 
-            example()
+        @hypothesis.seed(derive_seed(self.seed, label))
+        @hypothesis_settings(size, shrink=shrink)
+        @hypothesis.given(value=strategy)
+        def example(value: Any) -> None:
+            body(value)
+
+        example()
 
     def stream(self, mode: GenerationMode, *, label: str, reqs: Collection[str] | None = None) -> Stream:
         """``max_examples`` cases of ``mode``, each judged for every requirement in ``STREAM_JUDGES[mode]`` (only
         those in ``reqs`` when given: a selection that judges fewer spends no request on the others, e.g. no
         snapshot GETs when MM-GEN-02 is not selected).
 
-        Nothing is raised: a requirement's first failing case is kept (no shrinking: a live target's state moves
-        on, and the case as drawn reproduces with its curl and the seed) and the stream goes on judging the
-        others; it ends early only once every requirement has failed.
+        Nothing is raised: a requirement's first failing case is kept and the stream goes on judging the others;
+        it ends early only once every requirement has failed. A request the target drops (``RequestDropped``) is
+        MM-ERR-08's finding, and the stream goes on. Then each finding is shrunk for its requirement alone
+        (``shrink``).
         """
         judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
         stream = Stream(reqs=tuple(j.req for j in judges), seed=self.seed)
+        strategy = self.strategy(mode)
+        with contextlib.suppress(_StreamSettled):
+            for batch, size in batches(self.max_examples, label):
+                self.run_batch(
+                    strategy, self._stream_case(stream, judges, mode, batch, size), label=batch, size=size, shrink=False
+                )
+        for judge in judges:
+            finding = stream.findings.get(judge.req)
+            if finding is not None:
+                stream.findings[judge.req] = self.shrink(finding, judge)
+        return stream
+
+    def _stream_case(
+        self, stream: Stream, judges: Sequence[Judge], mode: GenerationMode, batch: str, size: int
+    ) -> Callable[[Case], None]:
+        """What one Hypothesis run of a stream does with each case: send it once, judge it for every requirement
+        not failed yet, keep each requirement's first failure with where it was drawn."""
+        calls = 0
 
         def one_case(case: Case) -> None:
+            nonlocal calls
+            calls += 1
             if stream.settled:
                 raise _StreamSettled
             active = [judge for judge in judges if judge.req not in stream.findings]
             with self.transport.recording(forward=True) as case_recorder:
-                sent = self.send_case(case, active)
-                failures = list(self.failures(sent, active))
+                try:
+                    failures = list(self.attempt(case, active))
+                except RequestDropped:  # MM-ERR-08 failed already or is not judged: nothing to judge here
+                    failures = []
             exchanges = case_recorder.snapshot()
             stream.sent += 1
             stream.sample = stream.sample or exchanges
+            drawn = self._drawn(case, mode, batch, size, calls) if failures else None
             for failure in failures:
-                stream.findings[failure.req] = Finding(failure, exchanges)
+                stream.findings[failure.req] = Finding(failure, exchanges, drawn)
 
-        with contextlib.suppress(_StreamSettled):
-            self.draw(self.strategy(mode), one_case, label=label, shrink=False)
-        return stream
+        return one_case
+
+    def _drawn(self, case: Case, mode: GenerationMode, batch: str, size: int, call: int) -> Drawn:
+        return Drawn(mode, batch, size, call, fingerprint(case), self.body_bytes(case))
+
+    def shrink(self, finding: Finding, judge: Judge) -> Finding:
+        """The smallest case that fails ``judge``'s requirement the same way (the same failure type) as the
+        stream's ``finding``, found by a bounded Hypothesis shrink, or ``finding`` itself with the reason.
+
+        Hypothesis cannot shrink from a given case through a public API, so its run is replayed: the same seed
+        label draws the same cases, the ones before the failing case are not sent, the failing one is sent again
+        to a fresh message (a live target's state has moved on) and judged for this requirement alone; when it
+        fails the same way, Hypothesis' shrink phase sends simpler cases. A case that still fails is kept when
+        its body is not larger than the one kept so far (Hypothesis' order of simplicity is not body size); only
+        that one is kept, so memory stays flat. Bounded by ``shrink_budget``.
+        """
+        if finding.drawn is None:
+            return finding
+        drawn = finding.drawn
+        shrink = _Shrink(finding, drawn, self.shrink_budget, time.monotonic() + self.shrink_budget.seconds)
+        try:
+            with self.transport.recording(forward=True) as recorder:
+                self.fresh_message()
+            shrink.requests += len(recorder.snapshot())
+            self.run_batch(
+                self.strategy(drawn.mode),
+                lambda case: self._shrink_case(case, judge, shrink),
+                label=drawn.batch,
+                size=drawn.size,
+                shrink=True,
+            )
+            shrink.stopped = "the replay of the stream ended before the case was drawn"
+        except _ShrinkStopped as stop:
+            shrink.stopped = str(stop)
+        except Exception as exc:  # _Reproduced: the smallest case, replayed last; or Hypothesis found it flaky
+            if not isinstance(exc, _Reproduced) and shrink.best is None:
+                shrink.stopped = f"stopped: {type(exc).__name__}"
+        return shrink.result()
+
+    def _shrink_case(self, case: Case, judge: Judge, shrink: _Shrink) -> None:
+        """One call of the shrink's Hypothesis run: raise ``_Reproduced`` when ``case`` fails the same way (from
+        this one place: Hypothesis tells failures apart by where they are raised)."""
+        shrink.calls += 1
+        if shrink.calls < shrink.drawn.call:
+            if time.monotonic() > shrink.deadline:
+                raise _ShrinkStopped(f"stopped at the cap of {shrink.budget.seconds:g} s before the case was drawn")
+            return  # a case the stream drew before the failing one: drawn again, not sent
+        if self._fails_the_same_way(case, judge, shrink):
+            raise _Reproduced
+        if shrink.calls == shrink.drawn.call:
+            raise _ShrinkStopped(f"the case did not fail {judge.req} the same way again on a fresh message")
+
+    def _fails_the_same_way(self, case: Case, judge: Judge, shrink: _Shrink) -> bool:
+        """Send ``case`` and judge it for ``judge`` alone; a failure of the original's type is the smallest so far."""
+        self.pin(case)
+        key = fingerprint(case)
+        if shrink.calls == shrink.drawn.call and key != shrink.drawn.fingerprint:
+            raise _ShrinkStopped("the replay of the stream drew another case")
+        if shrink.best is not None and shrink.best.drawn is not None and key == shrink.best.drawn.fingerprint:
+            return True  # Hypothesis replays the smallest case once more: it failed, no need to ask again
+        shrink.check_budget()
+        with self.transport.recording(forward=True) as recorder:
+            try:
+                failure = next(self.attempt(case, (judge,)), None)
+            except RequestDropped:
+                failure = None  # a different defect (only MM-ERR-08 judges a dropped request)
+            except TransportError as exc:
+                raise _ShrinkStopped(f"stopped: {exc}") from None
+            except Exception as exc:  # never let a shrink turn into an error of the suite
+                raise _ShrinkStopped(f"stopped: {type(exc).__name__}") from None
+        exchanges = recorder.snapshot()
+        shrink.requests += len(exchanges)
+        if failure is None or type(failure) is not type(shrink.original.failure):
+            return False
+        drawn = dataclasses.replace(shrink.drawn, call=shrink.calls, fingerprint=key, body_bytes=self.body_bytes(case))
+        if shrink.best is None or shrink.best.drawn is None or drawn.smaller_than(shrink.best.drawn):
+            shrink.best = Finding(failure, exchanges, drawn)
+        return True  # Hypothesis shrinks on, also past a case whose body is larger than the smallest so far
 
     def within_the_limits(self, metadata: st.SearchStrategy[dict[str, str]], *, label: str) -> None:
         """Bodies up to every metadata limit (64-code-point keys, 512-code-point values, 16 pairs, wide and
@@ -613,10 +829,37 @@ class GeneratedRun:
         self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
     ) -> None:
         """Send one case and raise the first failure of ``judges`` (in their order: the most specific first)."""
-        sent = self.send_case(case, judges, mode=mode, note=note)
-        failure = next(self.failures(sent, judges), None)
+        failure = next(self.attempt(case, judges, mode=mode, note=note), None)
         if failure is not None:
             raise failure from None
+
+    def attempt(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> Iterator[Failure]:
+        """Send one case (on the first ``next``) and yield each judge's failure, lazily. A request the target
+        drops while it answers others (``RequestDropped``) is MM-ERR-08's finding when MM-ERR-08 is judged (no
+        other judge can judge a case without an answer), and is raised otherwise."""
+        try:
+            sent = self.send_case(case, judges, mode=mode, note=note)
+        except RequestDropped as dropped:
+            mode = mode or effective_mode(case)
+            self.counts[mode.value] += 1
+            if not any(judge.req == NO_5XX_REQ for judge in judges):
+                raise
+            yield self.no_answer(case, dropped, mode=mode, note=note)
+            return
+        yield from self.failures(sent, judges)
+
+    def no_answer(self, case: Case, dropped: RequestDropped, *, mode: GenerationMode, note: str = "") -> Failure:
+        """MM-ERR-08's failure for a dropped request; the dropped exchange is in the evidence."""
+        if dropped.exchange is not None and dropped.exchange not in self.transport.recorder.snapshot():
+            self.transport.recorder.add(dropped.exchange)
+        failure = NoAnswer(
+            req=NO_5XX_REQ,
+            expected="an HTTP answer that is not a 5xx",
+            received=f"no HTTP response: {self.transport.redactor.text(str(dropped))}",
+        )
+        return with_context(failure, self.context_of(case, mode, note))
 
     def send_case(
         self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
@@ -652,25 +895,50 @@ class GeneratedRun:
             raise dataclasses.replace(failure, detail=self.transport.redactor.text(failure.detail)) from None
 
     def context(self, sent: Sent) -> str:
+        return self.context_of(sent.case, sent.mode, sent.note)
+
+    def context_of(self, case: Case, mode: GenerationMode, note: str = "") -> str:
         """What was generated, the curl reproducer (credentials masked twice over) and how to replay the run."""
         try:
-            curl = sent.case.as_curl_command(base_url=self.base_url)
+            # the request as the evidence shows it: secrets as $VARIABLE references, so it runs as pasted
+            curl = self.transport.evidence(self.prepare(case)).curl()
         except Exception as exc:  # a body curl cannot express must not hide the finding
             curl = f"(no curl: {type(exc).__name__}; the evidence shows the request)"
         return "\n".join(
             (
-                f"Generated: {describe(sent.case, sent.mode, sent.note)}",
+                f"Generated: {describe(case, mode, note)}",
                 f"Reproduce: {self.transport.redactor.text(curl)}",
-                f"Replay the run: --seed {self.seed} (pytest suites/test_generated.py --seed {self.seed})",
+                f"Replay the run: {self.transport.redactor.text(self.replay_command())}",
             )
         )
+
+    def replay_command(self) -> str:
+        """The command that replays this run's generated cases: the target, profile, example count and seed."""
+        target = ("--base-url", self.replay_base_url) if self.replay_base_url else ()
+        options = (*target, "--profile", self.replay_profile, "--max-examples", str(self.max_examples))
+        command = shlex.join(("pytest", "suites/test_generated.py", *options, "--seed", str(self.seed)))
+        return command if self.replay_base_url else f"{command} (bundled reference server)"
+
+    def body_bytes(self, case: Case) -> int | None:
+        """The size of the body ``case`` puts on the wire (0: none; None: the client cannot serialise it)."""
+        try:
+            body = self.prepare(case).body
+        except Exception:  # a body the client cannot serialise is still a case
+            return None
+        if body is None:
+            return 0
+        return len(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass"))
+
+    def fresh_message(self) -> None:
+        """Move on to a fresh message of the same thread."""
+        self.message = self.api.create_message(self.message["thread_id"])
+        self.stored_keys = set(self.message.get("metadata") or {})
 
     def _make_room(self, case: Case) -> None:
         """A valid case must not fail because earlier cases filled the message (openai: the merged result
         is limited to 16 keys), so it goes to a fresh message of the same thread when it would not fit."""
         if len(self.stored_keys | set(sent_pairs(case))) > MAX_KEYS:
-            self.message = self.api.create_message(self.message["thread_id"])
-            self.stored_keys = set(self.message.get("metadata") or {})
+            self.fresh_message()
             case.path_parameters = self.ids
 
     def _note_stored(self, response: requests.Response, after: Mapping[str, Any] | None) -> None:
@@ -688,14 +956,24 @@ class GeneratedRun:
 
     def send(self, case: Case) -> requests.Response:
         """Send with the real credentials through the suite's transport; every attempt becomes evidence."""
+        # The transport's own loop: the throttle, connect retries, the 429 budget, causes named in ERRORs.
+        return self.transport.send(self.prepare(case))
+
+    def prepare(self, case: Case) -> requests.PreparedRequest:
+        """The request ``case`` makes, with the real credentials."""
         kwargs = case.as_transport_kwargs(base_url=self.base_url)
         kwargs["headers"] = {
             name: self._real_headers[name.lower()] if name.lower() in self._secret else value
             for name, value in (kwargs.get("headers") or {}).items()
         }
-        prepared = self.transport.session.prepare_request(requests.Request(**kwargs))
-        # The transport's own loop: the throttle, connect retries, the 429 budget, causes named in ERRORs.
-        return self.transport.send(prepared)
+        return self.transport.session.prepare_request(requests.Request(**kwargs))
+
+
+def _masked(value: str, redactor: Redactor) -> str:
+    """A secret header's value as a generated case carries it: each secret as its shell variable reference
+    (``Bearer $MODMSG_API_KEY``), and ``[REDACTED]`` should the value hold no secret the redactor knows."""
+    shown = redactor.reference(value)
+    return shown if shown != value else REDACTED
 
 
 # --------------------------------------------------------------------------------------------- streams per module
@@ -728,7 +1006,8 @@ class Streams:
         return done
 
     def verdict(self, mode: GenerationMode, req: str) -> Stream:
-        """Raise ``req``'s first failure in the ``mode`` stream, its case's exchanges in this test's evidence."""
+        """Raise ``req``'s first failure in the ``mode`` stream (shrunk when it could be), its case's exchanges in
+        this test's evidence."""
         stream = self.stream(mode)
         if req not in stream.reqs:
             raise ValueError(f"the {mode.value} stream does not judge {req} (judges {', '.join(stream.reqs)})")

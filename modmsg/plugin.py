@@ -34,15 +34,16 @@ from modmsg import __version__
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, resolve
-from modmsg.failures import Failure
+from modmsg.failures import Failure, UntaggedThread
+from modmsg.ids import SIBLINGS_REQ
 from modmsg.profiles import Profile, ProfileError, load_profile
-from modmsg.redaction import Redactor
+from modmsg.redaction import Redactor, inert
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
-from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, compare, rollup
+from modmsg.results import BUNDLED, Outcome, RunMeta, RunResult, TestRecord, compare, rollup
 from modmsg.spec import spec_info
 from modmsg.sweep import RUN_TAG, Ledger, ledger_path
 from modmsg.target import Target, open_target, probe, transport_for
-from modmsg.transport import Transport, TransportError
+from modmsg.transport import RunBudget, RunBudgetSpent, Transport, TransportError
 from modmsg.waivers import Overlay, WaiverError, load_overlay
 
 EVIDENCE_ON_FAILURE = 8
@@ -154,16 +155,28 @@ class RunState:
     """Selected tests per requirement, where this process collected them (None on an xdist controller): a
     stopped run tells from it which requirements saw all their tests."""
 
+    def __post_init__(self) -> None:
+        if self.redactor is None:  # the transport fixture adds the bundled server's key once it is made
+            self.redactor = Redactor.from_settings(self.settings)
+
     @property
     def ledger(self) -> Ledger | None:
         """Only runs against a real target keep a ledger: the bundled server's threads die with the process."""
         if not self.settings.base_url:
             return None
-        return Ledger(ledger_path(self.settings.report_dir))
+        return Ledger(ledger_path(self.settings.report_dir), redact=self.redact)
+
+    def budget(self) -> RunBudget:
+        """``--max-duration``, counted from the start of this process's run."""
+        return RunBudget.since(self.settings.max_duration, elapsed=time.time() - self.started)
 
     def redact(self, text: str) -> str:
-        secrets_ = tuple(s for s in self.settings.secrets() if s)
-        return Redactor(frozenset(), secrets_).text(text) if secrets_ else text
+        assert self.redactor is not None
+        return self.redactor.text(text)
+
+    def console(self, text: str) -> str:
+        """Redacted and inert: fit for the terminal."""
+        return inert(self.redact(text))
 
 
 STATE = pytest.StashKey[RunState]()
@@ -203,7 +216,7 @@ def pytest_configure(config: pytest.Config) -> None:
         profile = load_profile(settings.profile)
         overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
     except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
-        refuse(str(exc), settings.report_dir if controller else None)
+        refuse(Redactor.from_settings(settings).console(str(exc)), settings.report_dir if controller else None)
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
@@ -220,13 +233,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def refuse(message: str, report_dir: Path | None) -> NoReturn:
-    """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish."""
+    """A wrong setting: one sentence, exit 2, no verdict, and no earlier run's reports left to publish.
+    ``message`` is made inert here; a caller that knows the run's secrets redacts it first."""
     if report_dir is not None:
-        with contextlib.suppress(OSError):
-            from modmsg.report import clear_reports
+        _clear_reports(report_dir)
+    pytest.exit(f"modmsg: {inert(message)}", returncode=2)
 
-            clear_reports(report_dir)
-    pytest.exit(f"modmsg: {message}", returncode=2)
+
+def _clear_reports(report_dir: Path) -> None:
+    """Best effort: a report directory that cannot be cleared is reported by the writer that needs it."""
+    from modmsg.report import clear_reports
+
+    with contextlib.suppress(OSError):
+        clear_reports(report_dir)
 
 
 def _report_dir_hint(cli: dict[str, Any]) -> Path | None:
@@ -239,11 +258,13 @@ def _probe(state: RunState) -> None:
     """Fail fast, before collection, when no Assistants API answers at the base URL (one sentence, exit 2)."""
     settings = state.settings
     assert settings.base_url is not None
-    transport = transport_for(settings, settings.base_url, settings.api_key, state.profile.settings.beta_header)
+    transport = transport_for(
+        settings, settings.base_url, settings.api_key, state.profile.settings.beta_header, state.budget()
+    )
     try:
         left = probe(transport, settings.base_url, state.run_id)
     except ConfigError as exc:
-        refuse(str(exc), settings.report_dir)
+        refuse(state.console(str(exc)), settings.report_dir)
     ledger = state.ledger
     if left and ledger is not None:  # could not delete the probe's thread: a sweep will
         ledger.created(state.run_id, left, state.redact(settings.base_url))
@@ -374,8 +395,11 @@ def target(modmsg_state: RunState) -> Iterator[Target]:
 @pytest.fixture(scope="session")
 def transport(target: Target, modmsg_state: RunState, pytestconfig: pytest.Config) -> Iterator[Transport]:
     settings = modmsg_state.settings
-    made = transport_for(settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header)
-    modmsg_state.redactor = made.redactor
+    made = transport_for(
+        settings, target.base_url, target.api_key, modmsg_state.profile.settings.beta_header, modmsg_state.budget()
+    )
+    # The run's one redactor, now also knowing the key of the bundled server (made when no key is configured).
+    made.redactor = modmsg_state.redactor = Redactor.from_settings(settings, api_key=target.api_key)
     if settings.record_requests is None:
         yield made
         return
@@ -414,9 +438,22 @@ class ThreadFactory:
     target: str = ""
     interrupts: Interrupts = field(default_factory=Interrupts)
 
+    def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
+        return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
+
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
+        deleted: without the tag it may be anybody's (:class:`UntaggedThread`, and its id is left alone)."""
         with self.interrupts.deferred():
             thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+            tag = thread.get("metadata", {}).get(RUN_TAG) if isinstance(thread.get("metadata"), dict) else None
+            if tag != self.run_id:
+                raise UntaggedThread(
+                    req=SIBLINGS_REQ,
+                    expected=f"createThread echoes the metadata sent ({RUN_TAG}: {self.run_id})",
+                    received=f"{RUN_TAG}: {tag!r}"[:300],
+                    detail="The suite neither uses nor deletes a thread it cannot show to be its own.",
+                )
             self.created.append(thread["id"])
             if self.ledger is not None and isinstance(thread.get("id"), str):
                 self.ledger.created(self.run_id, thread["id"], self.target)
@@ -430,6 +467,7 @@ class ThreadFactory:
         """
         todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
         self.created.clear()
+        api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
         left: list[str] = []
         failures = 0
         for thread_id in todo:
@@ -437,7 +475,7 @@ class ThreadFactory:
                 left.append(thread_id)
                 continue
             try:
-                status = self.api.delete_thread(thread_id).status_code
+                status = api.delete_thread(thread_id).status_code
             except TransportError:
                 failures += 1
                 left.append(thread_id)
@@ -526,6 +564,14 @@ def _count_transport(item: pytest.Item, state: RunState, outcome: Outcome, call:
     """Track tests in a row without an HTTP answer; at ``--max-transport-failures`` stop the session."""
     if outcome is Outcome.SKIP:
         return  # says nothing about the target
+    leaves = _leaves(call.excinfo.value) if call.excinfo is not None else []
+    spent = next((leaf for leaf in leaves if isinstance(leaf, RunBudgetSpent)), None)
+    if spent is not None and not item.session.shouldstop:
+        state.stopped_early = (
+            f"modmsg: stopped: the run budget of {state.settings.max_duration:g} s (--max-duration) is spent; "
+            "the requirements not judged yet were not run"
+        )
+        item.session.shouldstop = state.stopped_early
     failure = _no_answer(call.excinfo.value) if outcome is Outcome.ERROR and call.excinfo is not None else None
     if failure is None:
         state.transport_streak = 0
@@ -549,12 +595,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     received = state.interrupts.received
     if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
         item.session.shouldstop = f"modmsg: stopped by {received}"
-    if report.longrepr is not None and state.settings.secrets():
-        if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason); keep its shape
-            path, line, text = report.longrepr
-            report.longrepr = (path, line, state.redact(text))
-        else:
-            report.longrepr = state.redact(str(report.longrepr))
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:
@@ -565,7 +605,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped:
         outcome = Outcome.SKIP
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
+        reason = state.redact(reason.removeprefix("Skipped: "))
     elif report.passed:
         outcome = Outcome.PASS
     elif call.excinfo is not None:
@@ -596,6 +636,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         evidence=tuple(e.as_dict() for e in sample),
     )
     report.user_properties.append((f"modmsg:{report.when}", json.dumps(record.as_dict())))
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_modmsg_clean_report(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """pytest's own report of a test, before the terminal, ``--junitxml`` or an xdist controller sees it: its
+    traceback (whatever the ``--tb`` style), skip reason and captured sections redacted and made inert. The
+    outermost wrapper, so it also sees what the plugin's own ``pytest_runtest_makereport`` adds.
+
+    The traceback keeps its structure (so colours and the short summary stay) when cleaning each of its strings
+    leaves nothing to find in the whole; otherwise (a secret cut across two strings) it becomes the cleaned text.
+    """
+    report = yield
+    state = item.config.stash.get(STATE, None)
+    redactor = state.redactor if state is not None else None
+    if redactor is None:
+        return report
+
+    def clean(value: Any, depth: int = 0) -> Any:
+        if isinstance(value, str):
+            return inert(redactor.text(value))
+        if depth > 8 or value is None or isinstance(value, int | float | bool):
+            return value
+        if isinstance(value, tuple):
+            return tuple(clean(v, depth + 1) for v in value)
+        if isinstance(value, list):
+            return [clean(v, depth + 1) for v in value]
+        if type(value).__module__.startswith("_pytest._code"):  # the TerminalRepr family: rewritten in place
+            for name, attribute in vars(value).items():
+                setattr(value, name, clean(attribute, depth + 1))
+        return value
+
+    report.sections = [(title, clean(content)) for title, content in report.sections]
+    longrepr = report.longrepr
+    if longrepr is None or isinstance(longrepr, tuple | str):
+        report.longrepr = clean(longrepr)
+        return report
+    before = str(longrepr)
+    wanted = inert(redactor.text(before))
+    if wanted != before:
+        clean(longrepr)
+        after = str(longrepr)
+        if inert(redactor.text(after)) != after:
+            report.longrepr = wanted
     return report
 
 
@@ -632,10 +716,7 @@ class Collector:
             ledger.compact()
         if not state.records:
             if state.judging:  # nothing judged: no earlier run's reports may stand in for this one
-                with contextlib.suppress(OSError):
-                    from modmsg.report import clear_reports
-
-                    clear_reports(state.settings.report_dir)
+                _clear_reports(state.settings.report_dir)
             return
         stopped, interrupted = _stop_cause(state, session, exitstatus)
         run = build_result(state, stopped, interrupted)
@@ -655,7 +736,7 @@ class Collector:
 
         terminalreporter.section("modmsg conformance")
         for line in summary_lines(run):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(self.state.console(line))
         self._reliability_lines(terminalreporter)
         written = getattr(self.state, "written", ())
         if written:
@@ -669,7 +750,7 @@ class Collector:
     def _reliability_lines(self, terminalreporter: Any) -> None:
         state = self.state
         if state.stopped_early:
-            terminalreporter.write_line(state.stopped_early, red=True, bold=True)
+            terminalreporter.write_line(state.console(state.stopped_early), red=True, bold=True)
         ledger = state.ledger
         if state.leftovers and ledger is not None:  # the bundled server's threads go with it
             terminalreporter.write_line(
@@ -684,7 +765,7 @@ class Collector:
 def build_result(state: RunState, stopped: str | None = None, interrupted: bool = False) -> RunResult:
     settings, info = state.settings, spec_info()
     finished = time.time()
-    target = settings.base_url or "bundled reference server"
+    target = settings.base_url or BUNDLED
     meta = RunMeta(
         suite_version=__version__,
         spec_version=info.version,
@@ -702,6 +783,7 @@ def build_result(state: RunState, stopped: str | None = None, interrupted: bool 
         selection=settings.requirements,
         stopped=stopped,
         interrupted=interrupted,
+        variables=state.redactor.variables if state.redactor is not None else (),
     )
     run = rollup(
         state.catalogue,

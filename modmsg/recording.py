@@ -1,10 +1,11 @@
 """``--record-requests PATH``: every request the suite sends, as JSON lines, for ``bench/`` to replay.
 
 One line per attempt that went through :class:`modmsg.transport.Transport` (handwritten tests, sibling calls,
-generated cases, retries and cleanup alike), written as it is sent. Secrets never reach the file: every
-configured secret value (the API key, the values of secret headers) is replaced by ``[REDACTED]`` in the URL,
-the header values and the body, so a replay re-adds its own key. Unlike the evidence (which hides a secret
-header's whole value by name), only the secret *values* are masked: the wrong keys the negative tests send on
+generated cases, retries and cleanup alike), written as it is sent. Secrets never reach the file: every field
+(the URL, the header values, the body, the answer's ``id`` and the error) goes through the run's
+:class:`~modmsg.redaction.Redactor`, which replaces every form of every configured secret value (the API key,
+the values of secret headers) by ``[REDACTED]``, so a replay re-adds its own key. As in the evidence, only the
+secret *values* are masked in request headers: the wrong keys the negative tests send on
 purpose are not secrets and stay as they were, so the replay sends exactly what the suite sent.
 
 A line: ``{"method", "url", "headers": [[name, value], ...], "body" (UTF-8 text) or "body_b64", "status",
@@ -26,8 +27,6 @@ import requests
 
 if TYPE_CHECKING:
     from modmsg.redaction import Redactor
-
-REDACTED = "[REDACTED]"
 
 
 def worker_path(path: Path, worker: str | None) -> Path:
@@ -54,7 +53,6 @@ class RequestLog:
     def __init__(self, path: Path, redactor: Redactor) -> None:
         self.path = path
         self._redactor = redactor
-        self._secret_bytes = tuple(value.encode("utf-8") for value in redactor.secret_values if value)
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = path.open("w", encoding="utf-8")
@@ -66,10 +64,9 @@ class RequestLog:
         raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
         try:
             return {"body": self._redactor.text(raw.decode("utf-8"))}
-        except UnicodeDecodeError:
-            for secret in self._secret_bytes:
-                raw = raw.replace(secret, REDACTED.encode())
-            return {"body_b64": base64.b64encode(raw).decode("ascii")}
+        except UnicodeDecodeError:  # redacted as text all the same: undecodable bytes pass through unchanged
+            text = self._redactor.text(raw.decode("utf-8", "surrogateescape"))
+            return {"body_b64": base64.b64encode(text.encode("utf-8", "surrogateescape")).decode("ascii")}
 
     def write(
         self,
@@ -85,12 +82,12 @@ class RequestLog:
             "headers": [[name, text(str(value))] for name, value in prepared.headers.items()],
             **self._body(prepared.body),
             "status": response.status_code if response is not None else None,
-            "id": _response_id(response),
+            "id": text(found) if (found := _response_id(response)) is not None else None,
             "test": os.environ.get("PYTEST_CURRENT_TEST", ""),
             "elapsed": round(elapsed, 6),
         }
         if error:
-            line["error"] = error
+            line["error"] = text(error)
         encoded = json.dumps(line, ensure_ascii=False)
         with self._lock:
             self._file.write(encoded + "\n")

@@ -179,6 +179,9 @@ class RunMeta:
     """Why the run ended before every selected test ran (a signal, --max-duration, the target gone), if it did."""
     interrupted: bool = False
     """Stopped by a signal (Ctrl-C, SIGTERM): the reports claim nothing."""
+    variables: tuple[tuple[str, str], ...] = ()
+    """(shell variable, what it stands for) for each secret the curl reproducers reference, e.g.
+    ("MODMSG_API_KEY", "the API key (sent as Authorization: Bearer …)"): to be said once in every report."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,10 +201,13 @@ class RunMeta:
             "selection": list(self.selection),
             "stopped": self.stopped,
             "interrupted": self.interrupted,
+            "variables": [{"variable": name, "meaning": meaning} for name, meaning in self.variables],
         }
 
 
 RESULTS_FORMAT = "modmsg-results/2"
+BUNDLED = "bundled reference server"
+"""``RunMeta.target`` of a run against the reference server the suite started itself."""
 
 _BAD = (Outcome.FAIL, Outcome.ERROR, Outcome.BLOCKED)
 _JUDGED_BAD = (Outcome.FAIL, Outcome.ERROR)
@@ -286,6 +292,7 @@ class RunResult:
     def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
         meta = dict(data["meta"])
         meta["selection"] = tuple(meta.get("selection", ()))
+        meta["variables"] = tuple((v["variable"], v["meaning"]) for v in meta.get("variables", ()))
         return cls(
             meta=RunMeta(**meta),
             requirements=tuple(RequirementResult.from_dict(r) for r in data["requirements"]),

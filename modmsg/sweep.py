@@ -9,23 +9,26 @@ killed (SIGKILL, a lost CI runner, a power cut) leaves its created-but-not-delet
 
 Lines are JSON objects ``{"event", "run", "thread", "target", "at"}`` with ``event`` one of ``created``,
 ``deleted`` (the run or a sweep deleted it, or it was already gone) and ``released`` (it does not carry the run's
-tag, so it is not ours to delete). Writers hold an exclusive ``flock`` (where the platform has one), so parallel
-runs and xdist workers can share one ledger; once every thread in it is settled the file is removed.
+tag, so it is not ours to delete). A run's ledger redacts every line: a thread id that carries a secret (a
+hostile target can echo the key in its ids) is written redacted and so never swept. Writers hold an exclusive
+``flock`` (where the platform has one), so parallel runs and xdist workers can share one ledger; once every
+thread in it is settled the file is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from modmsg.api import json_or_none
+from modmsg.ids import is_safe, path
 from modmsg.transport import Transport, TransportError
 
 try:
@@ -35,7 +38,6 @@ except ImportError:  # pragma: no cover - Windows: no advisory lock, appends are
 
 RUN_TAG = "modmsg_run"
 LEDGER_NAME = ".modmsg-threads.jsonl"
-THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 GIVE_UP_AFTER = 3
 """Consecutive transport failures after which a sweep stops asking (the target is down; try again later)."""
 
@@ -105,8 +107,13 @@ class Ledger:
     """Append-only record of the threads runs created on real targets (``reports/.modmsg-threads.jsonl``)."""
 
     path: Path
+    redact: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
+    """The run's redactor (``Redactor.text``): applied to the thread id and target of every line written."""
 
     def append(self, entries: Iterable[Entry]) -> None:
+        redact = self.redact
+        if redact is not None:
+            entries = [dataclasses.replace(e, thread=redact(e.thread), target=redact(e.target)) for e in entries]
         lines = "".join(entry.line() + "\n" for entry in entries)
         if not lines:
             return
@@ -204,9 +211,9 @@ def _tag(body: Any) -> str | None:
 
 
 def _settle(transport: Transport, entry: Entry, dry_run: bool) -> Swept:
-    if not THREAD_ID.fullmatch(entry.thread):
+    if not is_safe(entry.thread):
         return Swept(entry, "kept", "not a thread id; left in the ledger for a human to look at")
-    response = transport.request("GET", f"threads/{entry.thread}")
+    response = transport.request("GET", path("threads", entry.thread))
     if response.status_code == 404:
         return Swept(entry, "gone", "already deleted")
     if response.status_code != 200:
@@ -217,7 +224,7 @@ def _settle(transport: Transport, entry: Entry, dry_run: bool) -> Swept:
         return Swept(entry, "untagged", f"carries {found}; not ours to delete, left alone")
     if dry_run:
         return Swept(entry, "would delete", "carries its run's tag (dry run: not deleted)")
-    deleted = transport.request("DELETE", f"threads/{entry.thread}")
+    deleted = transport.request("DELETE", path("threads", entry.thread))
     if deleted.status_code in (200, 404):
         return Swept(entry, "deleted")
     return Swept(entry, "kept", f"deleteThread answered {deleted.status_code}")

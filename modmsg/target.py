@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
 from modmsg.config import ConfigError, Settings
-from modmsg.sweep import RUN_TAG, THREAD_ID
-from modmsg.transport import Transport, TransportError
+from modmsg.ids import is_safe, path
+from modmsg.sweep import RUN_TAG
+from modmsg.transport import RunBudget, Transport, TransportError
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,11 @@ class Target:
         return f"{self.base_url} (bundled reference server)" if self.reference else self.base_url
 
 
-def transport_for(settings: Settings, base_url: str, api_key: str | None, beta: str | None) -> Transport:
-    """The run's transport, made from the settings in one place (the tests' fixture and the probe share it)."""
+def transport_for(
+    settings: Settings, base_url: str, api_key: str | None, beta: str | None, budget: RunBudget | None = None
+) -> Transport:
+    """The run's transport, made from the settings in one place (the tests' fixture, the probe and ``modmsg
+    sweep`` share it): deadlines, the size cap, the throttle and the run budget all apply to each of them."""
     return Transport(
         base_url=base_url,
         api_key=api_key,
@@ -44,6 +48,8 @@ def transport_for(settings: Settings, base_url: str, api_key: str | None, beta: 
         timeout=settings.timeout,
         beta=beta,
         rate_limit=settings.rate_limit,
+        max_response_size=settings.max_response_size,
+        budget=budget,
     )
 
 
@@ -95,10 +101,10 @@ def probe(transport: Transport, base_url: str, run_id: str) -> str | None:
             f"no Assistants API answers at {label}: createThread (POST /threads) answered {_what(response)}"
             + _hint(base_url, response.status_code)
         )
-    if not THREAD_ID.fullmatch(thread_id):
+    if not is_safe(thread_id):
         return None  # an API answers; its unusable ids are a finding of the run, and this one is never touched
     try:
-        deleted = transport.request("DELETE", f"threads/{quote(thread_id, safe='')}")
+        deleted = transport.request("DELETE", path("threads", thread_id))
     except TransportError:
         return thread_id
     return None if deleted.status_code in (200, 204, 404) else thread_id

@@ -4,8 +4,8 @@
   accepted and echoed (MM-GEN-01), invalid bodies rejected with the error envelope and no state change
   (MM-GEN-02), every answer documented (MM-GEN-03) and none a 5xx (MM-ERR-08). Each mode is one stream, drawn
   and sent once, every case judged for all of that mode's requirements; each requirement's test reports the
-  first case that failed it (``modmsg.generated.Streams``). Path and headers are pinned, so every generated
-  defect is in the body.
+  first case that failed it, shrunk for that requirement within a bounded budget (``modmsg.generated.Streams``,
+  ``GeneratedRun.shrink``). Path and headers are pinned, so every generated defect is in the body.
 * The coverage phase (deterministic boundary cases, unsupported methods, Content-Type probes), judged per the
   mode each case has once pinned.
 * Metadata from ``modmsg.strategies`` at the edges Schemathesis rarely or never reaches: bodies up to every
@@ -69,6 +69,8 @@ def new_run(
         message=message,
         seed=settings.seed,  # always set: the plugin draws one per run when --seed is not given
         max_examples=settings.max_examples,
+        replay_base_url=settings.base_url,  # as the user gave it; None: the bundled reference server
+        replay_profile=settings.profile,
     )
 
 

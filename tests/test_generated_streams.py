@@ -2,19 +2,43 @@
 
 What must hold (``modmsg.generated.Streams``): one requirement failing never stops the stream judging the others,
 each failing requirement reports its own failing case with that case's exchanges as evidence, a selection pays
-only for the requirements it asks for, and the same seed replays the same stream.
+only for the requirements it asks for, and the same seed replays the same stream. A failing case is shrunk for
+its requirement within a bounded budget, never changing a verdict; a request the target drops is MM-ERR-08's
+finding; the replay line names the target, profile, example count and seed.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
 from helpers import SuiteRun, run_suite
 
-from modmsg.generated import HYPOTHESIS_BATCH, batches
-from modmsg.reference import DEFAULT_BEHAVIOUR, start_server
+from modmsg.api import AssistantsApi
+from modmsg.failures import MetadataNotEchoed, NoAnswer, ServerError
+from modmsg.generated import (
+    HYPOTHESIS_BATCH,
+    NO_5XX_REQ,
+    POSITIVE,
+    SHRINK_BUDGET,
+    GeneratedRun,
+    ShrinkBudget,
+    Stream,
+    Streams,
+    batches,
+    load_schema,
+    modify_operation,
+)
+from modmsg.profiles import load_profile
+from modmsg.reference import DEFAULT_BEHAVIOUR, Behaviour, start_server
+from modmsg.transport import Exchange, RequestDropped, Transport, TransportError
 
 KEY = "sk-streams"
 GENERATED = ("-k", "test_generated")
@@ -70,6 +94,12 @@ def test_a_failing_requirement_does_not_stop_the_others_being_judged(tmp_path: P
         record = records[name]
         assert record["outcome"] == "FAIL" and record["failed_req"] == req, (name, record)
         assert record["failure"]["detail"].count("Reproduce: curl") == 1, record["failure"]
+        # The run replays exactly: the target as given, the profile, the example count and the seed.
+        replay = r"Replay the run: pytest suites/test_generated.py --base-url http://127\.0\.0\.1:\d+/v1"
+        options = "--profile openai --max-examples 10 --seed 3"
+        assert re.search(rf"{replay} {options}\n", record["failure"]["detail"]), record["failure"]
+        assert "bundled reference server" not in record["failure"]["detail"]
+        assert "shrunk" in record["failure"]["detail"].lower(), record["failure"]  # shrunk, or why not
         assert any(e["status"] == 500 and "/messages/" in e["url"] for e in record["evidence"]), name
     for name in (
         "test_generated_invalid_requests_are_rejected_and_change_nothing",
@@ -115,3 +145,188 @@ def test_large_example_counts_are_drawn_in_bounded_batches_with_distinct_seeds()
     assert len({label for label, _ in split}) == 3 and split[0][0] == "negative"
     assert all(size <= HYPOTHESIS_BATCH for _, size in batches(10_000, "x"))
     assert sum(size for _, size in batches(10_000, "x")) == 10_000
+
+
+# --------------------------------------------------------------------------------------------- in process
+
+Send = Callable[[requests.PreparedRequest], requests.Response]
+
+
+@contextmanager
+def _generated_run(
+    behaviour: Behaviour = DEFAULT_BEHAVIOUR,
+    *,
+    max_examples: int = 30,
+    seed: int = 1,
+    budget: ShrinkBudget = SHRINK_BUDGET,
+    wire: Callable[[Transport, Send], Send] | None = None,
+    answers: Callable[[Send], Send] | None = None,
+) -> Iterator[GeneratedRun]:
+    """A GeneratedRun against an in-process reference server; ``wire`` wraps the transport's ``send`` (what the
+    transport makes of a request), ``answers`` its session's (what the target answers, as the evidence shows)."""
+    with start_server(api_key=KEY, behaviour=behaviour) as server:
+        transport = Transport(base_url=server.base_url, api_key=KEY)
+        if wire is not None:
+            transport.send = wire(transport, transport.send)  # type: ignore[method-assign]
+        if answers is not None:
+            session_send = transport.session.send
+            answer = answers(lambda prepared: session_send(prepared, timeout=5, allow_redirects=False))
+            transport.session.send = lambda prepared, **_: answer(prepared)  # type: ignore[method-assign]
+        api = AssistantsApi(transport)
+        run = GeneratedRun(
+            operation=modify_operation(load_schema()),
+            transport=transport,
+            api=api,
+            base_url=server.base_url,
+            profile=load_profile("openai"),
+            message=api.create_message(api.create_thread()["id"]),
+            seed=seed,
+            max_examples=max_examples,
+            replay_base_url=None,
+            replay_profile="openai",
+            shrink_budget=budget,
+        )
+        yield run
+
+
+def _is_modify(prepared: requests.PreparedRequest) -> bool:
+    return prepared.method == "POST" and "/messages/msg_" in (prepared.url or "")
+
+
+def _positive(run: GeneratedRun, *reqs: str) -> Stream:
+    return run.stream(POSITIVE, label=POSITIVE.value, reqs=reqs or None)
+
+
+def _sent_body(finding_evidence: tuple[Exchange, ...]) -> str:
+    posts = [e for e in finding_evidence if e.method == "POST" and "/messages/msg_" in e.url]
+    assert len(posts) == 1, finding_evidence
+    return posts[0].request_body or ""
+
+
+def test_a_failing_stream_case_is_shrunk_for_its_requirement_the_same_for_a_seed() -> None:
+    """A server that strips metadata values fails MM-GEN-01 on a large drawn body; the report shows the smallest
+    body Hypothesis' shrink found that still is not echoed, with that case's exchange as its evidence."""
+    reports = []
+    for _ in range(2):
+        with _generated_run(replace(DEFAULT_BEHAVIOUR, value_transform="strip")) as run:
+            finding = _positive(run, "MM-GEN-01").findings["MM-GEN-01"]
+            shrunk_line = next(line for line in finding.failure.detail.splitlines() if line.startswith("Shrunk"))
+            reports.append((shrunk_line, _sent_body(finding.evidence)))
+            assert isinstance(finding.failure, MetadataNotEchoed), finding.failure
+    detail, shrunk_body = reports[0]
+    shrunk = r"Shrunk: from a (\d+)-byte body \(case \d+ of Hypothesis run 'positive'\) to a (\d+)-byte body"
+    sizes = re.search(shrunk, detail)
+    assert sizes and int(sizes[2]) < int(sizes[1]), detail
+    assert len(shrunk_body.encode()) == int(sizes[2]) and json.loads(shrunk_body)["metadata"], shrunk_body
+    assert reports[1] == reports[0]  # deterministic for a seed (the in-process server is)
+
+
+def test_a_shrink_spends_at_most_its_budget_and_keeps_the_smallest_so_far() -> None:
+    with _generated_run(replace(DEFAULT_BEHAVIOUR, value_transform="strip"), budget=ShrinkBudget(requests=4)) as run:
+        stream = _positive(run, "MM-GEN-01")
+        finding = stream.findings["MM-GEN-01"]
+        # the fresh message and at most 3 re-sent cases (each one modify: MM-GEN-01 takes no snapshots)
+        assert run.counts[POSITIVE.value] - stream.sent <= 3
+    assert "stopped at the cap of 4 requests" in finding.failure.detail, finding.failure.detail
+    assert isinstance(finding.failure, MetadataNotEchoed)
+
+
+def test_a_case_that_does_not_fail_again_is_reported_as_drawn() -> None:
+    """The stream's first case gets a 500; on the fresh message of the shrink every case succeeds. The verdict
+    stays (MM-ERR-08 fails) and the case as drawn is the evidence, with the reason it was not shrunk."""
+    state = {"fresh": False}
+
+    def answers(send: Send) -> Send:
+        def crashing(prepared: requests.PreparedRequest) -> requests.Response:
+            response = send(prepared)
+            if _is_modify(prepared) and not state["fresh"]:
+                response.status_code = 500
+            return response
+
+        return crashing
+
+    with _generated_run(answers=answers) as run:
+        fresh = run.fresh_message
+
+        def fresh_message() -> None:
+            state["fresh"] = True
+            fresh()
+
+        run.fresh_message = fresh_message  # type: ignore[method-assign]
+        finding = _positive(run, NO_5XX_REQ).findings[NO_5XX_REQ]
+    assert isinstance(finding.failure, ServerError)
+    assert "Not shrunk (the case did not fail MM-ERR-08 the same way again on a fresh message" in finding.failure.detail
+    assert [e.status for e in finding.evidence if e.method == "POST"] == [500]  # the case as drawn
+    assert finding.drawn is not None and finding.drawn.call == 1
+
+
+def test_a_request_the_target_drops_is_a_finding_of_mm_err_08_and_the_stream_goes_on() -> None:
+    """The transport drops one specific case (RequestDropped, e.g. a body the server's parser dies on): MM-ERR-08
+    fails with the dropped exchange as evidence, every other case is still sent and judged. A target that stops
+    answering altogether (any other TransportError) stays an error of every test of the mode."""
+    dropped: dict[str, Any] = {}
+
+    def wire(transport: Transport, send: Send) -> Send:
+        def dropping(prepared: requests.PreparedRequest) -> requests.Response:
+            if _is_modify(prepared):
+                dropped["seen"] = dropped.get("seen", 0) + 1
+                if dropped["seen"] == 3:
+                    dropped["body"] = prepared.body
+                if "body" in dropped and prepared.body == dropped["body"]:
+                    exchange = Exchange(
+                        method="POST", url=prepared.url or "", request_headers=(), request_body=str(prepared.body),
+                        status=None, error="connection closed without a response",
+                    )  # fmt: skip
+                    raise RequestDropped("POST: connection closed without a response, twice", exchange)
+            return send(prepared)
+
+        return dropping
+
+    with _generated_run(max_examples=10, wire=wire) as run:
+        stream = _positive(run)
+    assert set(stream.findings) == {NO_5XX_REQ}, {req: str(f.failure) for req, f in stream.findings.items()}
+    finding = stream.findings[NO_5XX_REQ]
+    assert isinstance(finding.failure, NoAnswer) and finding.failure.title == "Request answered with no HTTP response"
+    assert any(e.error == "connection closed without a response" and e.status is None for e in finding.evidence)
+    assert stream.sent == 10  # the stream went on after the dropped case
+
+    def down(transport: Transport, send: Send) -> Send:
+        def refusing(prepared: requests.PreparedRequest) -> requests.Response:
+            if _is_modify(prepared):
+                raise TransportError("POST: connection refused")
+            return send(prepared)
+
+        return refusing
+
+    with _generated_run(max_examples=5, wire=down) as run:
+        streams = Streams(new_run=lambda: run, transport=run.transport, reqs=None)
+        for req in ("MM-GEN-01", NO_5XX_REQ):
+            with pytest.raises(TransportError, match="connection refused"):
+                streams.verdict(POSITIVE, req)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "profile", "expected"),
+    [
+        (
+            "https://gw.example/v1",
+            "spec",
+            "Replay the run: pytest suites/test_generated.py --base-url https://gw.example/v1 --profile spec "
+            "--max-examples 30 --seed 1\n",
+        ),
+        (
+            None,
+            "vendor profile.yaml",
+            "Replay the run: pytest suites/test_generated.py --profile 'vendor profile.yaml' --max-examples 30 "
+            "--seed 1 (bundled reference server)\n",
+        ),
+    ],
+    ids=["live-target", "bundled-server"],
+)
+def test_the_replay_line_names_target_profile_examples_and_seed(
+    base_url: str | None, profile: str, expected: str
+) -> None:
+    with _generated_run(replace(DEFAULT_BEHAVIOUR, modify_success_status=500)) as run:
+        run.replay_base_url, run.replay_profile = base_url, profile
+        finding = _positive(run, NO_5XX_REQ).findings[NO_5XX_REQ]
+    assert expected in finding.failure.detail, finding.failure.detail

@@ -33,13 +33,14 @@ from helpers import REPO, SuiteRun
 
 from modmsg import cli
 from modmsg.api import AssistantsApi
+from modmsg.checks.preconditions import finding_for
 from modmsg.config import ConfigError, resolve
 from modmsg.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 from modmsg.plugin import Interrupts, ThreadFactory, _classify
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
 from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
-from modmsg.transport import RateLimitedError, Throttle, Transport, TransportError, retry_delay
+from modmsg.transport import RateLimitedError, RequestDropped, Throttle, Transport, TransportError, retry_delay
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
 SEED = "4242"
@@ -146,6 +147,7 @@ class Background:
     watchers: list[threading.Thread]
 
 
+SENT_WITHOUT_ANSWER = frozenset({Fault.drop().label, Fault.reset().label, Fault.truncate().label})
 FAULTS = (
     Fault.drop(),
     Fault.reset(),
@@ -243,15 +245,42 @@ def plain_server() -> Iterator[ReferenceServer]:
 def test_every_fault_is_a_transport_error_naming_its_cause(plain_server: ReferenceServer, fault: Fault, cause: str):
     with fault_proxy(plain_server.base_url, FaultPlan(faults=(fault,), limit=1)) as proxy:
         transport = Transport(proxy.base_url, KEY, timeout=0.5, sleep=_no_sleep)
-        with pytest.raises(TransportError, match=cause) as info:
-            transport.request("POST", "threads", json={"metadata": {"k": "v"}})
-        assert KEY not in str(info.value)
-        evidence = transport.recorder.snapshot()[-1]
-        assert cause in (evidence.error or "")
-        assert KEY not in json.dumps(evidence.as_dict())
+        if fault.label in SENT_WITHOUT_ANSWER:
+            # sent, then no answer: sent once more, and the target answers the resend
+            assert transport.request("POST", "threads", json={"metadata": {"k": "v"}}).status_code == 200
+            failed = transport.recorder.snapshot()[-2]
+        else:
+            with pytest.raises(TransportError, match=cause) as info:
+                transport.request("POST", "threads", json={"metadata": {"k": "v"}})
+            assert KEY not in str(info.value)
+            failed = transport.recorder.snapshot()[-1]
+        assert cause in (failed.error or "")
+        assert KEY not in json.dumps(failed.as_dict())
         # the fault was one request: the next one through the same proxy is answered normally
         assert transport.request("GET", "threads/thread_doesnotexist").status_code == 404
         assert [injection.fault for injection in proxy.injected] == [fault.label]
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [
+        (Fault.drop(), "connection closed without a response"),
+        (Fault.reset(), "connection reset"),
+        (Fault.truncate(), "response truncated"),
+    ],
+    ids=lambda value: value.label if isinstance(value, Fault) else None,
+)
+def test_a_request_dropped_twice_by_a_live_target_is_a_finding_not_a_fault(
+    plain_server: ReferenceServer, fault: Fault, cause: str
+):
+    with fault_proxy(plain_server.base_url, FaultPlan(faults=(fault,), limit=2)) as proxy:
+        transport = Transport(proxy.base_url, KEY, timeout=0.5, sleep=_no_sleep)
+        with pytest.raises(RequestDropped) as info:
+            transport.request("POST", "threads", json={"metadata": {"k": "v"}})
+        assert info.value.exchange is not None and cause in (info.value.exchange.error or "")
+        assert [injection.fault for injection in proxy.injected] == [fault.label, fault.label]
+    failure = finding_for(info.value)
+    assert failure is not None and failure.req == "MM-ERR-08"
 
 
 def test_a_gateway_page_is_kept_as_evidence_but_a_json_5xx_is_the_targets_answer(plain_server: ReferenceServer):
@@ -324,6 +353,10 @@ def test_a_target_that_dies_midway_stops_the_run_with_exit_2_and_one_sentence(ba
     assert len(errors) == 5 and all("connection refused" in t["reason"] for t in errors)
     assert not [t for t in tests if t["outcome"] == "FAIL"]
     assert "modmsg sweep --base-url" in dying.output  # the threads it could not delete are named, with the fix
+    results = json.loads((dying.report_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["claim"]["status"] == "no-claim" and results["claim"]["level"] is None
+    assert "stopped early" in results["meta"]["stopped"] and results["meta"]["interrupted"] is False
+    assert "PASS" not in {r["outcome"] for r in results["requirements"] if not r["tests"]}
 
 
 def test_max_transport_failures_and_rate_limit_settings():
@@ -469,6 +502,11 @@ def test_a_run_stopped_midway_by_a_signal_deletes_every_thread_it_created(backgr
     left = [thread for thread, tag in run_ids_on(background.servers["plain"]).items() if tag == run_id]
     assert left == [], f"{len(left)} thread(s) of {run_id} left on the server"
     assert not (run.report_dir / LEDGER_NAME).exists()  # everything settled: the ledger is gone too
+    results = json.loads((run.report_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["claim"]["status"] == "interrupted" and results["claim"]["level"] is None
+    assert results["meta"]["interrupted"] is True and sig.name in results["meta"]["stopped"]
+    summary = (run.report_dir / "summary.md").read_text(encoding="utf-8")
+    assert "INTERRUPTED: NO CLAIM" in summary
 
 
 def test_sweep_deletes_what_a_killed_run_left_behind(background: Background, monkeypatch, capsys):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import requests
 
 from modmsg.failures import BadErrorEnvelope, MissingHeader, WrongContentType, WrongValue
+from modmsg.wire import loads as bounded_json
 
 
 def content_type_is_json(response: requests.Response, *, req: str) -> None:
@@ -38,7 +38,7 @@ def rate_limit_is_well_formed(status: int, headers: Mapping[str, str], body: str
     if retry_after is not None and (not retry_after.strip().isdigit() or int(retry_after) < 1):
         raise WrongValue(req=req, expected="Retry-After an integer ≥ 1", received=f"Retry-After: {retry_after}")
     try:
-        error = json.loads(body).get("error")
+        error = bounded_json(body).get("error")
     except (ValueError, AttributeError):
         error = None
     if not isinstance(error, dict) or not {"message", "type", "param", "code"} <= set(error):

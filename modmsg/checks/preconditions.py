@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from modmsg.api import SetupError
 from modmsg.failures import Failure, NoAnswer, SiblingCallFailed
+from modmsg.ids import SIBLINGS_REQ
 from modmsg.transport import RequestDropped
 
-SIBLINGS_REQ = "MM-RESP-09"
 ANSWERED_REQ = "MM-ERR-08"
 
 

@@ -41,7 +41,8 @@ def text_width(value: str) -> float:
 
 def badge_for(run: RunResult) -> Badge:
     """The claim in a few words; a waiver never shows the pass colour, and only a claim is green or yellow."""
-    profile = text.shorten(run.meta.profile, 40)
+    product = view.product(run)
+    profile = text.shorten(f"{product} · {run.meta.profile}" if product else run.meta.profile, 60)
     failing = sum(r.outcome is Outcome.FAIL for r in run.requirements)
     judged = len(view.judged(run))
     status = run.claim.status

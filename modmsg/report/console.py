@@ -54,6 +54,7 @@ def summary_lines(run: RunResult) -> list[str]:
     lines.append(
         text.shorten(f"claim: {run.claim.text} (profile {run.meta.profile}{on}, spec {run.meta.spec_version})", 400)
     )
+    lines.append(text.shorten(f"replay: {view.replay(run)}", 400))
     lines += comparison_lines(run)
     return lines
 

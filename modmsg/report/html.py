@@ -179,6 +179,7 @@ def render_html(run: RunResult, *, generated: str | None = None) -> str:
             claim=run.claim,
             verdict=view.verdict(run),
             product=view.product(run),
+            replay=view.replay(run),
             states=[s.value for s in view.STATES],
             counts=view.state_counts(run.requirements),
             levels=view.level_counts(run.requirements),

@@ -47,7 +47,9 @@ def render_summary(run: RunResult) -> str:
         f"- Target: {_code(meta.target)}",
         f"- Suite {_code(meta.suite_version)}, spec {_code(meta.spec_version)} at commit "
         f"{_code(meta.spec_commit[:12])}, seed {seed}",
-        f"- Started {_code(meta.started)}, took {meta.duration:.1f} s",
+        f"- Started {_code(meta.started)}, took {meta.duration:.1f} s"
+        + (f", stopped before the end: {escape(meta.stopped)}" if meta.stopped else ""),
+        f"- Replay: {_code(view.replay(run), 400)}",
         "",
         "| Level | " + " | ".join(f"{view.SYMBOLS[s]} {s}" for s in states) + " | Total |",
         "|---|" + "---:|" * (len(states) + 1),

@@ -13,14 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modmsg.redaction import INERT_CLASS
+from modmsg.wire import loads as bounded_json
+
 REPLACEMENT = "\ufffd"
 BODY_CAP = 8192  # characters of one body shown in the HTML report
 FIELD_CAP = 8192  # characters of one Expected/Received/detail/curl text
 PRETTY_LIMIT = 262_144  # bodies longer than this are shown as sent, without trying to parse them
 
-# C0 except \t and \n, DEL, C1, lone surrogates, the two non-characters XML 1.0 forbids, and the bidi
-# embedding/override/isolate controls that can make shown text read differently from what was sent.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
+# What the terminal may not see either (C0 except \t and \n, DEL, C1, lone surrogates, the bidi marks and the
+# embedding/override/isolate controls that can make shown text read differently from what was sent: one list, in
+# modmsg.redaction), and the two non-characters XML 1.0 forbids.
+_UNSAFE = re.compile(f"[{INERT_CLASS}\ufffe\uffff]")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -74,7 +78,7 @@ def body(raw: str | None, *, wire_size: int | None = None, limit: int = BODY_CAP
     stripped = raw.strip()
     if stripped[:1] in ("{", "[") and len(raw) <= PRETTY_LIMIT:
         try:
-            text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+            text = json.dumps(bounded_json(raw), indent=2, ensure_ascii=False)  # deep nesting: shown as it came
             is_json = True
         except ValueError:
             pass

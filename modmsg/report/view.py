@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from modmsg.requirements import AREA_TITLES
-from modmsg.results import Outcome, RequirementResult, RunResult, TestRecord
+from modmsg.results import BUNDLED, Outcome, RequirementResult, RunResult, TestRecord
 
 STATES: tuple[Outcome, ...] = (
     Outcome.PASS,
@@ -61,6 +61,21 @@ def product(run: RunResult) -> str:
     """The product under test as the overlay names it ("Acme Gateway 2.1"), or "" without one."""
     meta = run.meta
     return " ".join(part for part in (meta.product, meta.product_version) if part)
+
+
+def replay(run: RunResult) -> str:
+    """The command that replays this run: same target, profile, seed, examples and selection (no secrets: the
+    target is stored redacted, and the key comes from the environment as before)."""
+    meta = run.meta
+    parts = ["modmsg run"]
+    if meta.target != BUNDLED:
+        parts.append(f"--base-url {meta.target}")
+    parts.append(f"--profile {meta.profile}")
+    if meta.seed is not None:
+        parts.append(f"--seed {meta.seed}")
+    parts.append(f"--max-examples {meta.max_examples}")
+    parts += [f"--req {selector}" for selector in meta.selection]
+    return " ".join(parts)
 
 
 def state_counts(requirements: Iterable[RequirementResult]) -> dict[str, int]:
