@@ -9,25 +9,39 @@ import pytest
 from modmsg.api import json_or_none as api_json
 from modmsg.checks.response import field_equals, matches_schema, ok_json
 from modmsg.failures import WrongValue
+from modmsg.ids import is_safe
 
 THREAD_ID = re.compile(r"^thread_[A-Za-z0-9]{24}$")
 MESSAGE_ID = re.compile(r"^msg_[A-Za-z0-9]{24}$")
+CLOCK_SKEW = 300  # seconds the target's clock may trail the suite's
 
 
 @pytest.mark.req("MM-RESP-09")
 @pytest.mark.parametrize("body", [None, {}], ids=["no body", "empty object"])
-def test_create_thread_returns_thread_object(api, transport, body):
+def test_create_thread_returns_thread_object(api, transport, modmsg_state, body):
     # These threads cannot carry the run tag (that would need a body), so they are deleted at once rather than
-    # left to the session's cleanup or to `modmsg sweep`, which only ever deletes tagged threads.
+    # left to the session's cleanup or to `modmsg sweep`, which only ever deletes tagged threads; and only when
+    # the answer shows what this request created: no metadata, created during this run. A target that answers
+    # with some other thread's id (older, or carrying metadata) gets no DELETE of it.
     kwargs = {"data": b""} if body is None else {"json": body}
     response = transport.request("POST", "threads", **kwargs)
     try:
         created = ok_json(response, req="MM-RESP-09")
         matches_schema(created, "ThreadObject", req="MM-RESP-09")
     finally:
-        thread_id = (api_json(response) or {}).get("id")
-        if isinstance(thread_id, str) and thread_id:
-            api.delete_thread(thread_id)
+        answer = api_json(response)
+        if isinstance(answer, dict) and _created_by_this_request(answer, since=modmsg_state.started):
+            api.delete_thread(answer["id"])
+
+
+def _created_by_this_request(thread: dict, *, since: float) -> bool:
+    created_at = thread.get("created_at")
+    return (
+        is_safe(thread.get("id"))
+        and not thread.get("metadata")
+        and isinstance(created_at, int)
+        and created_at >= int(since) - CLOCK_SKEW
+    )
 
 
 @pytest.mark.req("MM-RESP-09")
