@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import difflib
 import gc
 import json
+import os
 import secrets
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,8 +57,11 @@ class Interrupts:
     """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
     thread is being created so that its id always reaches the cleanup list and the ledger.
 
-    A second signal while one is deferred interrupts at once. Installed only while the run holds threads, and
-    only from the main thread; the previous handlers come back afterwards.
+    A second signal while one is deferred interrupts at once. A signal once the interrupt is under way (a second
+    Ctrl-C during cleanup or the reports) ends the process at once and quietly: one line on stderr, exit 128 +
+    the signal number, no traceback; whatever was not yet deleted stays in the ledger for ``modmsg sweep``.
+    Installed only while the run holds threads, and only from the main thread; the previous handlers come back
+    afterwards, unless an interrupt is under way (then a later signal still ends the process quietly).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -61,6 +69,7 @@ class Interrupts:
     def __init__(self) -> None:
         self._critical = 0
         self._pending: str | None = None
+        self._stopping = False
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
         self.received: str | None = None
@@ -71,11 +80,28 @@ class Interrupts:
         name = signal.Signals(signum).name
         with self._lock:
             self.received = self.received or name
-            defer = self._critical > 0 and self._pending is None
+            again = self._stopping
+            defer = not again and self._critical > 0 and self._pending is None
             if defer:
                 self._pending = name
+            self._stopping = not defer
+        if again:
+            self.exit_now(signum)
         if not defer:
             raise KeyboardInterrupt(f"modmsg: stopped by {name}")
+
+    @staticmethod
+    def exit_now(signum: int) -> None:
+        """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
+        interrupt report, a gc callback) and print hundreds of lines of traceback instead of stopping."""
+        name = signal.Signals(signum).name
+        line = f"modmsg: stopped at once by a second {name}; cleanup and reports were cut short\n"
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        with suppress(OSError):
+            os.write(2, line.encode())
+        os._exit(128 + signum)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -95,6 +121,8 @@ class Interrupts:
         if not pending:
             return
         if threading.current_thread() is threading.main_thread():
+            with self._lock:
+                self._stopping = True
             raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
         _thread.interrupt_main(signal.SIGINT)
 
@@ -119,8 +147,9 @@ class Interrupts:
         try:
             yield
         finally:
-            for sig, previous in self._previous.items():
-                signal.signal(sig, previous)
+            if not self._stopping:
+                for sig, previous in self._previous.items():
+                    signal.signal(sig, previous)
             self._previous.clear()
 
 
@@ -175,6 +204,68 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         )
 
 
+SETUP_ERRORS = (ConfigError, ProfileError, CatalogueError, WaiverError)
+"""A wrong setting or a wrong file named by one: one sentence and exit 2, never a traceback."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The run's settings and the files they name, read and checked before pytest configures anything."""
+
+    settings: Settings
+    catalogue: Catalogue
+    profile: Profile
+    overlay: Overlay | None
+    baseline: RunResult | None
+
+
+PREPARED = pytest.StashKey[Prepared]()
+
+
+def _prepare(config: pytest.Config) -> Prepared:
+    """Check every setting and every file one names; raise one of SETUP_ERRORS (one sentence) at the first wrong one."""
+    cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
+    settings = resolve(cli, file=load_config_file(Path.cwd()))
+    catalogue = load_catalogue()
+    for selector in settings.requirements:
+        if not any(matches(r.id, selector) for r in catalogue.active()):
+            close = difflib.get_close_matches(selector, [r.id for r in catalogue.active()], n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; `modmsg requirements` lists them"
+            raise ConfigError(f"--req {selector} matches no requirement in the catalogue{hint}")
+    profile = load_profile(settings.profile)
+    overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
+    baseline = _load_baseline(settings, profile) if settings.baseline else None
+    return Prepared(settings, catalogue, profile, overlay, baseline)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Judge the settings before pytest starts a session: a wrong one is one line on stderr and exit 2, with
+    nothing collected, started, sent or written (pytest.exit from pytest_configure would print "Exit: …")."""
+    if config.option.help or config.option.version:
+        return None
+    try:
+        config.stash[PREPARED] = _prepare(config)
+    except SETUP_ERRORS as exc:
+        sys.stderr.write(f"modmsg: {exc}\n")
+        return 2
+    return None
+
+
+def _private_hypothesis_home(config: pytest.Config) -> None:
+    """Hypothesis writes caches under ``./.hypothesis`` even without an example database (constants, charmap):
+    give this process a private directory, removed at the end, so a run leaves nothing in the user's working
+    directory. A directory the user chose (HYPOTHESIS_STORAGE_DIRECTORY) is kept."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    home = tempfile.mkdtemp(prefix="modmsg-hypothesis-")
+    set_hypothesis_home_dir(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    config.add_cleanup(lambda: set_hypothesis_home_dir(None))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
@@ -183,24 +274,27 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # pytest-xdist registers it too when installed; without xdist the suites' marks must not warn.
     config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker under --dist loadgroup")
-    cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     try:
-        settings = resolve(cli, file=load_config_file(Path.cwd()))
-        baseline = _load_baseline(settings.baseline) if settings.baseline else None
-        catalogue = load_catalogue()
-        profile = load_profile(settings.profile)
-        overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
+        prepared = config.stash.get(PREPARED, None) or _prepare(config)  # xdist workers prepare their own
+        settings, profile = prepared.settings, prepared.profile
         if settings.base_url and settings.api_key and not config.option.collectonly:
             # Fail fast, before collection: one sentence and exit 2 instead of a wall of failed tests.
             probe(settings.base_url, settings.api_key, settings.headers, profile.settings.beta_header, settings.timeout)
-    except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
+    except SETUP_ERRORS as exc:
         pytest.exit(f"modmsg: {exc}", returncode=2)
+    _private_hypothesis_home(config)
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
         # can be replayed with --seed even when none was given.
         settings = dataclasses.replace(settings, seed=worker_input.get("modmsg_seed", secrets.randbelow(2**31)))
-    state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay, baseline=baseline)
+    state = RunState(
+        settings=settings,
+        profile=profile,
+        catalogue=prepared.catalogue,
+        overlay=prepared.overlay,
+        baseline=prepared.baseline,
+    )
     if worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
         state.run_id = worker_input["modmsg_run_id"]
     config.stash[STATE] = state
@@ -217,13 +311,33 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["modmsg_seed"] = state.settings.seed
 
 
-def _load_baseline(path: str) -> RunResult:
+def _load_baseline(settings: Settings, profile: Profile) -> RunResult:
+    """The --baseline results.json, refused (one sentence) when it is unreadable or from another run's kind: a
+    different target, profile or suite version would turn every difference into a false regression or fix."""
     from modmsg.report import ReportError, load_results
 
+    path = settings.baseline
     try:
-        return load_results(Path(path))
+        baseline = load_results(Path(str(path)))
     except (ReportError, OSError) as exc:
         raise ConfigError(f"baseline {path} cannot be used: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"baseline {path} cannot be used: it is nested too deeply to be a results.json") from None
+    secrets_ = settings.secrets()
+    target = settings.base_url or "bundled reference server"
+    this_run = {
+        "target": Redactor(frozenset(), secrets_).text(target) if secrets_ else target,
+        "profile": profile.name,
+        "suite_version": __version__,
+    }
+    for key, ours in this_run.items():
+        theirs = getattr(baseline.meta, key, None)
+        if isinstance(theirs, str) and theirs != ours:
+            raise ConfigError(
+                f"baseline {path} is from another {key.replace('_', ' ')} ({theirs}, this run: {ours}); "
+                "compare only runs of the same target, profile and suite version"
+            )
+    return baseline
 
 
 def _req_ids(item: pytest.Item) -> tuple[str, ...]:
@@ -233,12 +347,10 @@ def _req_ids(item: pytest.Item) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Any:
     state = config.stash[STATE]
     selectors = state.settings.requirements
-    for selector in selectors:
-        if not any(matches(r.id, selector) for r in state.catalogue.active()):
-            pytest.exit(f"modmsg: --req {selector} matches no requirement in the catalogue", returncode=2)
     keep, drop = [], []
     for item in items:
         ids = _req_ids(item)
@@ -257,8 +369,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"not judged under the {state.profile.name} profile"))
     if drop:
         config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+    result = yield  # pytest's -k and -m, and other plugins, select from here
+    _stop_if_nothing_selected(config, sum(1 for item in keep if _req_ids(item)), items)
     # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
-    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+    return result
+
+
+def _stop_if_nothing_selected(config: pytest.Config, before: int, items: list[pytest.Item]) -> None:
+    """``-k`` (or ``-m``) that deselects every modmsg test is a wrong setting: one sentence, exit 2, no report.
+    xdist workers leave it to the controller (``modmsg run`` says it once for exit code 5)."""
+    if not before or hasattr(config, "workerinput") or any(_req_ids(item) for item in items):
+        return
+    options = (("-k", config.option.keyword), ("-m", config.option.markexpr))
+    given = " and ".join(f"{flag} {value!r}" for flag, value in options if value) or "the selection"
+    message = f"modmsg: {given} selects none of the {before} modmsg tests; nothing was run"
+    sys.stderr.write(f"{message}\n")
+    pytest.exit(message, returncode=2)
 
 
 @pytest.hookimpl(trylast=True)

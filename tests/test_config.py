@@ -47,15 +47,15 @@ def test_api_key_from_a_named_variable_and_secrets_cover_marked_headers():
 @pytest.mark.parametrize(
     ("cli", "env", "message"),
     [
-        ({"base_url": "not a url"}, {}, "is not an http"),
+        ({"base_url": "not-a-url"}, {}, "is not an http"),
         ({"base_url": "ftp://example.com/v1"}, {}, "is not an http"),
-        ({"base_url": "http://127.0.0.1:99999/v1"}, {"MODMSG_API_KEY": "k"}, "invalid port"),
+        ({"base_url": "http://127.0.0.1:99999/v1"}, {"MODMSG_API_KEY": "k"}, "Port out of range"),
         ({"base_url": "http://127.0.0.1:1/v1"}, {}, "no API key"),
         ({"api_key_env": "NOPE"}, {}, "NOPE named for the API key is unset"),
         ({"headers": ["no colon"]}, {}, "'Name: value'"),
         ({"headers": ["bad name: v"]}, {}, "'Name: value'"),
-        ({"max_examples": "-3"}, {}, "positive number"),
-        ({"timeout": "soon"}, {}, "positive number"),
+        ({"max_examples": "-3"}, {}, "whole number, 1 or more"),
+        ({"timeout": "soon"}, {}, "finite number"),
         ({"seed": "abc"}, {}, "integer"),
     ],
 )
