@@ -72,6 +72,9 @@ class Interrupts:
         self._stopping = False
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
+        self.console_fd = 2
+        """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
+        pytest's capture has replaced file descriptor 2 while a test runs."""
         self.received: str | None = None
         """The first signal's name. Python drops an exception raised where it cannot propagate (a gc callback,
         a ``__del__``), so the plugin also stops the session at the next test boundary when this is set."""
@@ -90,8 +93,7 @@ class Interrupts:
         if not defer:
             raise KeyboardInterrupt(f"modmsg: stopped by {name}")
 
-    @staticmethod
-    def exit_now(signum: int) -> None:
+    def exit_now(self, signum: int) -> None:
         """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
         interrupt report, a gc callback) and print hundreds of lines of traceback instead of stopping."""
         name = signal.Signals(signum).name
@@ -100,7 +102,7 @@ class Interrupts:
             with suppress(Exception):
                 stream.flush()
         with suppress(OSError):
-            os.write(2, line.encode())
+            os.write(self.console_fd, line.encode())
         os._exit(128 + signum)
 
     @contextmanager
@@ -266,6 +268,18 @@ def _private_hypothesis_home(config: pytest.Config) -> None:
     config.add_cleanup(lambda: set_hypothesis_home_dir(None))
 
 
+def _console_for_interrupts(config: pytest.Config, interrupts: Interrupts) -> None:
+    """A copy of the real stderr (pytest's capture is suspended during configure) for a quiet exit's one line."""
+    console = os.dup(2)
+    interrupts.console_fd = console
+
+    def close() -> None:
+        interrupts.console_fd = 2
+        os.close(console)
+
+    config.add_cleanup(close)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
@@ -298,6 +312,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
         state.run_id = worker_input["modmsg_run_id"]
     config.stash[STATE] = state
+    _console_for_interrupts(config, state.interrupts)
     if not hasattr(config, "workerinput"):  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
 
