@@ -136,8 +136,8 @@ OPTIONS: tuple[Option, ...] = (
         "--rate-limit",
         "MODMSG_RATE_LIMIT",
         None,
-        "Send at most N requests per second (e.g. 5 or 5/s), to spare a shared target's budget; its 429s are "
-        "retried after Retry-After either way.",
+        "Send at most N requests per second (e.g. 5 or 5/s; at least one an hour, 0.00028), to spare a shared "
+        "target's budget; its 429s are retried after Retry-After either way.",
         metavar="N",
     ),
     Option(
