@@ -317,16 +317,17 @@ def _number(value: Any, option: str) -> float:
     return number
 
 
-MIN_TIMEOUT, MAX_TIMEOUT = 0.1, 3600.0
-"""--request-timeout bounds: below a tenth of a second nothing answers; past an hour one exchange is the run."""
+MAX_TIMEOUT = 3600.0
+"""--request-timeout bound: past an hour, one exchange is the whole run."""
 MAX_DURATION = 7 * 24 * 3600.0
 """--max-duration bound: a week."""
 
 
-def _seconds(value: Any, option: str, low: float, high: float) -> float:
+def _seconds(value: Any, option: str, high: float) -> float:
+    """A finite number of seconds, more than 0 and at most ``high``."""
     seconds = _number(value, option)
-    if not low <= seconds <= high:
-        raise ConfigError(f"{option} must be between {low:g} and {high:g} seconds, not {_quote(value)}")
+    if not 0 < seconds <= high:
+        raise ConfigError(f"{option} must be more than 0 and at most {high:g} seconds, not {_quote(value)}")
     return seconds
 
 
@@ -553,9 +554,9 @@ def resolve(
         profile=str(values["profile"]),
         overlay=values["overlay"],
         requirements=tuple(r.strip().upper() for r in values["requirements"] if r.strip()),
-        timeout=_seconds(values["timeout"], "--request-timeout", MIN_TIMEOUT, MAX_TIMEOUT),
+        timeout=_seconds(values["timeout"], "--request-timeout", MAX_TIMEOUT),
         max_response_size=parse_size(values["max_response_size"]),
-        max_duration=_seconds(values["max_duration"], "--max-duration", MIN_TIMEOUT, MAX_DURATION),
+        max_duration=_seconds(values["max_duration"], "--max-duration", MAX_DURATION),
         rate_limit=None if values["rate_limit"] is None else parse_rate_limit(values["rate_limit"]),
         max_transport_failures=_non_negative_int(values["max_transport_failures"], "--max-transport-failures"),
         max_examples=_positive_int(values["max_examples"], "--max-examples"),

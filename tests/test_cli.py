@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,19 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
     assert process.returncode != 0
     assert "Traceback" not in out + err, err[-3000:]
     assert len(err.splitlines()) < 20, err[-3000:]
+
+
+def test_a_signal_once_the_interrupt_is_under_way_ends_the_process_at_once():
+    from modmsg.plugin import Interrupts
+
+    interrupts, ended = Interrupts(), []
+    interrupts.exit_now = ended.append  # os._exit in a real run
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        interrupts.handler(signal.SIGINT, None)  # the first: an orderly stop
+    assert ended == []
+    with suppress(KeyboardInterrupt):
+        interrupts.handler(signal.SIGINT, None)  # the second: no unwinding
+    assert ended == [signal.SIGINT]
 
 
 def test_a_run_leaves_no_hypothesis_or_schemathesis_directory_in_the_working_directory(tmp_path):
