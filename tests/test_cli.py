@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import suppress
@@ -260,6 +261,11 @@ def test_a_signal_once_the_interrupt_is_under_way_ends_the_process_at_once():
 
 
 def test_a_run_leaves_no_hypothesis_or_schemathesis_directory_in_the_working_directory(tmp_path):
+    """Hypothesis' caches go to a private temporary directory; one a killed run left behind is removed later."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    orphan = Path(tempfile.gettempdir()) / f"modmsg-hypothesis-{gone.pid}-test"
+    (orphan / "constants").mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider", "--req", "MM-GEN-01",
          "--max-examples", "2", "--report-dir", str(tmp_path / "reports")],
@@ -268,6 +274,7 @@ def test_a_run_leaves_no_hypothesis_or_schemathesis_directory_in_the_working_dir
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+    assert not orphan.exists()
 
 
 # ------------------------------------------------------------------------------------------------ requirements
