@@ -312,6 +312,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # pytest-xdist registers it too when installed; without xdist the suites' marks must not warn.
     config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker under --dist loadgroup")
+    if config.option.help:  # pytest --help configures the plugins and runs nothing: a wrong setting must not hide it
+        return
     try:
         prepared = config.stash.get(PREPARED, None) or _prepare(config)  # xdist workers prepare their own
         settings, profile = prepared.settings, prepared.profile

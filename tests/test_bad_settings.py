@@ -182,3 +182,11 @@ def test_a_baseline_of_another_run_is_refused(baseline, tmp_path, args, env, cha
         done = run_suite(tmp_path / "again", "--req", "MM-RESP-04", "--baseline", str(baseline))
         assert done.exit_code == 0, done.output
         assert done.results["comparison"]["regressions"] == []
+
+
+def test_a_wrong_setting_in_the_environment_does_not_hide_the_help(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}, "MODMSG_TIMEOUT": "nan"}
+    for command in (_command("pytest suites", ["--help"]), _command("modmsg run", ["--help"])):
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "--max-duration" in done.stdout and "Traceback (most recent" not in done.stdout + done.stderr
