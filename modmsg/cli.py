@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -260,12 +259,13 @@ def cmd_requirements(args: argparse.Namespace) -> int:
 
 def explain_requirement(req_id: str) -> int:
     """``modmsg requirements ID``: what the requirement says, where it comes from, what judges and breaks it."""
+    from modmsg.config import req_selector
     from modmsg.requirements import load_catalogue
     from modmsg.testindex import judging_tests
     from modmsg.variants import VARIANTS
 
     catalogue = load_catalogue()
-    wanted = re.sub(r"-(\d)$", r"-0\1", req_id.strip().upper())  # MM-META-3 is MM-META-03
+    wanted = req_selector(req_id)  # mm-meta-3 is MM-META-03
     if wanted not in catalogue:
         close = difflib.get_close_matches(wanted, [r.id for r in catalogue], n=1, cutoff=0.75)
         hint = f"; did you mean {close[0]}?" if close else "; `modmsg requirements` lists them"
@@ -388,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modmsg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `modmsg requirements | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a writer its reader left
 
 
 if __name__ == "__main__":

@@ -393,6 +393,11 @@ def _seed(value: Any) -> int:
         raise ConfigError(f"--seed must be an integer, not {_quote(value)}") from None
 
 
+def req_selector(text: str) -> str:
+    """A requirement id or area as the catalogue writes it: upper case, a one-digit number zero-padded."""
+    return re.sub(r"-(\d)$", r"-0\1", text.strip().upper())
+
+
 def check_output_path(path: Path, option: str, directory: bool) -> None:
     """``path`` can become the directory (or the file) an option names: nothing in the way, no file above it."""
     if path.exists() and path.is_dir() != directory:
@@ -553,7 +558,7 @@ def resolve(
         secret_headers=secret_headers,
         profile=str(values["profile"]),
         overlay=values["overlay"],
-        requirements=tuple(r.strip().upper() for r in values["requirements"] if r.strip()),
+        requirements=tuple(req_selector(r) for r in values["requirements"] if r.strip()),
         timeout=_seconds(values["timeout"], "--request-timeout", MAX_TIMEOUT),
         max_response_size=parse_size(values["max_response_size"]),
         max_duration=_seconds(values["max_duration"], "--max-duration", MAX_DURATION),

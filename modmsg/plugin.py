@@ -231,7 +231,7 @@ def _prepare(config: pytest.Config) -> Prepared:
     catalogue = load_catalogue()
     for selector in settings.requirements:
         if not any(matches(r.id, selector) for r in catalogue.active()):
-            close = difflib.get_close_matches(selector, [r.id for r in catalogue.active()], n=1)
+            close = difflib.get_close_matches(selector, [r.id for r in catalogue.active()], n=1, cutoff=0.75)
             hint = f"; did you mean {close[0]}?" if close else "; `modmsg requirements` lists them"
             raise ConfigError(f"--req {selector} matches no requirement in the catalogue{hint}")
     profile = load_profile(settings.profile)

@@ -384,3 +384,16 @@ def test_packaging_metadata_builds_without_setuptools_warnings():
         if path.is_dir() and path.name != "__pycache__" and "bundled" not in path.parts and any(path.iterdir())
     }
     assert package_dirs <= listed, package_dirs - listed
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`modmsg requirements | head -1`: the pipe closes under the writer."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modmsg.cli", "requirements"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes its first line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err
