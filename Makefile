@@ -2,51 +2,62 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two stamps: running the suite needs the runtime dependencies only; the project's own tests, lint and bench need
+# the dev extra too. The dev install covers the runtime one, so it refreshes both stamps; `make conformance` then
+# `make test` installs the dev extra on top.
+RUNTIME := $(VENV)/.installed-runtime
+DEV     := $(VENV)/.installed-dev
 REPORT_DIR ?= reports
 
 .PHONY: conformance test serve report docs lint mutation bench clean setup gateway-demo
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUNTIME)
+
+$(DEV): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(RUNTIME) $(DEV)
 
-setup: $(STAMP)
+## setup: a development environment (.venv with the dev extra)
+setup: $(DEV)
 
 ## conformance: run the suites against the bundled reference server; reports land in reports/
-conformance: $(STAMP)
+conformance: $(RUNTIME)
 	$(BIN)/python -m pytest suites --report-dir $(REPORT_DIR) $(ARGS)
 
 ## test: the project's own tests (reference server, suites vs variants, reports, CLI)
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile $(ARGS)
 
 ## mutation: the suite and stock Schemathesis against every broken variant; score table, reports/mutation.json
-mutation: $(STAMP)
+mutation: $(RUNTIME)
 	$(BIN)/python -m modmsg.mutation --report-dir $(REPORT_DIR) $(ARGS)
 
 ## bench: performance figures (efficiency vs a bare replay, stock Schemathesis, smoke, scaling); bench/RESULTS.md
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m bench.run --report-dir $(REPORT_DIR) $(ARGS)
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(BIN)/modmsg serve --host 127.0.0.1 --port 8080 $(ARGS)
 
 ## gateway-demo: the suites through the Portkey gateway (pinned in recipes/portkey/, needs node+npm) on loopback
-gateway-demo: $(STAMP)
+gateway-demo: $(RUNTIME)
 	$(BIN)/python scripts/gateway_demo.py --report-dir $(REPORT_DIR)/gateway $(ARGS)
 
 ## soak: the reference server under 10,000 Schemathesis requests (all operations, both modes) and 16 clients for 30 s
 .PHONY: soak
-soak: $(STAMP)
+soak: $(RUNTIME)
 	$(BIN)/python -m modmsg.soak --cases 10000 --clients 16 --seconds 30 $(ARGS)
 
-docs: $(STAMP)
+docs: $(RUNTIME)
 	$(BIN)/python -m modmsg.docs
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

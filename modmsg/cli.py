@@ -7,10 +7,12 @@ unreachable target.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from modmsg import __version__
 from modmsg.config import OPTIONS
@@ -20,7 +22,8 @@ EXAMPLES = {
     "run": "examples:\n  modmsg run\n  MODMSG_API_KEY=sk-... modmsg run --base-url https://staging.example/v1 "
     "--header 'x-portkey-provider: openai'\n  modmsg run --req MM-META --profile spec --seed 7",
     "serve": "examples:\n  modmsg serve --port 8080 --api-key sk-local\n  modmsg serve --variant accepts_17_keys",
-    "requirements": "examples:\n  modmsg requirements\n  modmsg requirements --level MUST --profile spec",
+    "requirements": "examples:\n  modmsg requirements\n  modmsg requirements --level MUST --profile spec\n"
+    "  modmsg requirements MM-META-03",
     "report": "examples:\n  modmsg report reports/results.json --out published/",
     "variants": "examples:\n  modmsg variants",
     "sweep": "examples:\n  MODMSG_API_KEY=sk-... modmsg sweep --base-url https://staging.example/v1\n"
@@ -30,6 +33,29 @@ EXAMPLES = {
 
 class CliError(Exception):
     """A usage problem: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``modmsg: …``, exit 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"modmsg: {message} (see `{self.prog} --help`)\n")
+
+
+def _unknown_option(command: argparse.ArgumentParser, word: str) -> str:
+    """One sentence for an option ``command`` does not know, with the closest one it does."""
+    if not word.startswith("-"):
+        return f"unexpected argument {_shown(word)} for `{command.prog}`; see `{command.prog} --help`"
+    flag = word.split("=", 1)[0]
+    known = [option for action in command._actions for option in action.option_strings]
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f"; see `{command.prog} --help`"
+    after = " (pytest's own options go after --)" if command.prog.endswith(" run") and not close else ""
+    return f"unknown option {_shown(flag)} for `{command.prog}`{hint}{after}"
+
+
+def _shown(text: str) -> str:
+    return text if text.isprintable() and len(text) <= 60 else repr(text[:60])
 
 
 def _workers(text: str) -> int:
@@ -43,7 +69,7 @@ def _workers(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="modmsg",
         description="Conformance suite for OpenAI-compatible 'modify message' "
         "(POST /v1/threads/{thread_id}/messages/{message_id}).",
@@ -92,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         help="print the requirement catalogue",
         epilog=EXAMPLES["requirements"],
         formatter_class=formatter,
+    )
+    listing.add_argument(
+        "id", nargs="?", metavar="ID", help="explain one requirement: statement, level, source, tests, variants"
     )
     listing.add_argument("--level", choices=("MUST", "SHOULD", "MAY"))
     listing.add_argument("--profile", choices=("openai", "spec"))
@@ -142,6 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--run", default=None, metavar="RUN_ID", help="only the threads of this run (modmsg-...)")
     sweep.add_argument("--dry-run", action="store_true", help="check and list, delete nothing")
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # main() names its options when one is mistyped
     return parser
 
 
@@ -178,6 +209,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if code == pytest.ExitCode.TESTS_FAILED:
         return EXIT_FAIL
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:  # e.g. -k under --workers (the plugin says it without xdist)
+        print("modmsg: the selection (-k, -m, --req or the paths after --) selects no test; nothing was run",
+              file=sys.stderr)  # fmt: skip
     return EXIT_USAGE
 
 
@@ -208,6 +242,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_requirements(args: argparse.Namespace) -> int:
     from modmsg.requirements import load_catalogue
 
+    if args.id:
+        return explain_requirement(args.id)
     rows = [
         r
         for r in load_catalogue().active()
@@ -218,6 +254,43 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r.id:<11} {r.level.value:<6} {r.title:<{width}}  {','.join(r.profiles)}")
     print(f"{len(rows)} requirement(s)")
+    return EXIT_OK
+
+
+def explain_requirement(req_id: str) -> int:
+    """``modmsg requirements ID``: what the requirement says, where it comes from, what judges and breaks it."""
+    from modmsg.config import req_selector
+    from modmsg.requirements import load_catalogue
+    from modmsg.testindex import judging_tests
+    from modmsg.variants import VARIANTS
+
+    catalogue = load_catalogue()
+    wanted = req_selector(req_id)  # mm-meta-3 is MM-META-03
+    if wanted not in catalogue:
+        close = difflib.get_close_matches(wanted, [r.id for r in catalogue], n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else "; `modmsg requirements` lists them"
+        raise CliError(f"no requirement {_shown(req_id)} in the catalogue{hint}")
+    requirement = catalogue.get(wanted)
+    tests = judging_tests().get(requirement.id, ())
+    variants = [v for v in VARIANTS if requirement.id in v.breaks]
+    rows = [
+        ("level", requirement.level.value),
+        ("statement", requirement.statement),
+        ("source", str(requirement.source)),
+        ("profiles", ", ".join(requirement.profiles)),
+        ("condition", f"judged only when {requirement.when}" if requirement.when else "always judged"),
+    ]
+    if requirement.retired:
+        rows.append(("retired", requirement.retired))
+    print(f"{requirement.id}  {requirement.title}")
+    for label, value in rows:
+        print(f"  {label + ':':<11}{value}")
+    print(f"  tests ({len(tests)}) that judge it:")
+    for test in tests:
+        print(f"    {test}")
+    print(f"  variants ({len(variants)}) that break it (`modmsg serve --variant NAME`):")
+    for variant in variants:
+        print(f"    {variant.name}: {variant.doc}")
     return EXIT_OK
 
 
@@ -252,7 +325,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.api_key:
         print("modmsg: warning: --api-key shows in the process list; prefer MODMSG_API_KEY", file=sys.stderr)
-    cli = {name: getattr(args, name) for name in vars(args) if name not in ("command", "ledger", "run", "dry_run")}
+    skip = ("command", "command_parser", "ledger", "run", "dry_run")
+    cli = {name: getattr(args, name) for name in vars(args) if name not in skip}
     try:
         settings = resolve(cli, file=load_config_file(Path.cwd()))
         beta = load_profile(settings.profile).settings.beta_header
@@ -302,7 +376,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        print(f"modmsg: {_unknown_option(args.command_parser, unknown[0])}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return COMMANDS[args.command](args)
     except CliError as exc:
@@ -311,6 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("modmsg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `modmsg requirements | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a writer its reader left
 
 
 if __name__ == "__main__":

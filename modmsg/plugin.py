@@ -14,15 +14,19 @@ from __future__ import annotations
 import _thread
 import contextlib
 import dataclasses
+import difflib
 import gc
 import json
 import os
 import secrets
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,8 +60,11 @@ class Interrupts:
     """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
     thread is being created so that its id always reaches the cleanup list and the ledger.
 
-    A second signal while one is deferred interrupts at once. Installed only while the run holds threads, and
-    only from the main thread; the previous handlers come back afterwards.
+    A second signal while one is deferred interrupts at once. A signal once the interrupt is under way (a second
+    Ctrl-C during cleanup or the reports) ends the process at once and quietly: one line on stderr, exit 128 +
+    the signal number, no traceback; whatever was not yet deleted stays in the ledger for ``modmsg sweep``.
+    Installed only while the run holds threads, and only from the main thread; the previous handlers come back
+    afterwards, unless an interrupt is under way (then a later signal still ends the process quietly).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -65,8 +72,12 @@ class Interrupts:
     def __init__(self) -> None:
         self._critical = 0
         self._pending: str | None = None
+        self._stopping = False
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
+        self.console_fd = 2
+        """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
+        pytest's capture has replaced file descriptor 2 while a test runs."""
         self.received: str | None = None
         """The first signal's name. Python drops an exception raised where it cannot propagate (a gc callback,
         a ``__del__``), so the plugin also stops the session at the next test boundary when this is set."""
@@ -75,11 +86,27 @@ class Interrupts:
         name = signal.Signals(signum).name
         with self._lock:
             self.received = self.received or name
-            defer = self._critical > 0 and self._pending is None
+            again = self._stopping
+            defer = not again and self._critical > 0 and self._pending is None
             if defer:
                 self._pending = name
+            self._stopping = not defer
+        if again:
+            self.exit_now(signum)
         if not defer:
             raise KeyboardInterrupt(f"modmsg: stopped by {name}")
+
+    def exit_now(self, signum: int) -> None:
+        """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
+        interrupt report, a gc callback) and print hundreds of lines of traceback instead of stopping."""
+        name = signal.Signals(signum).name
+        line = f"modmsg: stopped at once by a second {name}; cleanup and reports were cut short\n"
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        with suppress(OSError):
+            os.write(self.console_fd, line.encode())
+        os._exit(128 + signum)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -99,6 +126,8 @@ class Interrupts:
         if not pending:
             return
         if threading.current_thread() is threading.main_thread():
+            with self._lock:
+                self._stopping = True
             raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
         _thread.interrupt_main(signal.SIGINT)
 
@@ -123,8 +152,9 @@ class Interrupts:
         try:
             yield
         finally:
-            for sig, previous in self._previous.items():
-                signal.signal(sig, previous)
+            if not self._stopping:
+                for sig, previous in self._previous.items():
+                    signal.signal(sig, previous)
             self._previous.clear()
 
 
@@ -142,7 +172,7 @@ class RunState:
     redactor: Redactor | None = None
     result: RunResult | None = None
     written: tuple[Any, ...] = ()
-    run_id: str = field(default_factory=lambda: f"modmsg-{secrets.token_hex(6)}")
+    run_id: str = field(default_factory=lambda: new_run_id())
     interrupts: Interrupts = field(default_factory=Interrupts)
     transport_streak: int = 0
     """Tests in a row (in this process) that got no HTTP answer; any answered test resets it."""
@@ -196,6 +226,114 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         )
 
 
+SETUP_ERRORS = (ConfigError, ProfileError, CatalogueError, WaiverError)
+"""A wrong setting or a wrong file named by one: one sentence and exit 2, never a traceback."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The run's settings and the files they name, read and checked before pytest configures anything."""
+
+    settings: Settings
+    catalogue: Catalogue
+    profile: Profile
+    overlay: Overlay | None
+    baseline: RunResult | None
+    run_id: str = field(default_factory=lambda: new_run_id())
+    """The tag of every thread this run creates, the probe's included."""
+
+
+def new_run_id() -> str:
+    return f"modmsg-{secrets.token_hex(6)}"
+
+
+PREPARED = pytest.StashKey[Prepared]()
+
+
+def _prepare(config: pytest.Config) -> Prepared:
+    """Check every setting and every file one names; raise one of SETUP_ERRORS (one sentence) at the first wrong one."""
+    cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
+    settings = resolve(cli, file=load_config_file(Path.cwd()))
+    catalogue = load_catalogue()
+    for selector in settings.requirements:
+        if not any(matches(r.id, selector) for r in catalogue.active()):
+            close = difflib.get_close_matches(selector, [r.id for r in catalogue.active()], n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]}?" if close else "; `modmsg requirements` lists them"
+            raise ConfigError(f"--req {selector} matches no requirement in the catalogue{hint}")
+    profile = load_profile(settings.profile)
+    overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
+    baseline = _load_baseline(settings, profile) if settings.baseline else None
+    return Prepared(settings, catalogue, profile, overlay, baseline)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Judge the settings before pytest starts a session: a wrong one is one line on stderr and exit 2, with
+    nothing collected, started, sent or written (pytest.exit from pytest_configure would print "Exit: …")."""
+    if config.option.help or config.option.version:
+        return None
+    try:
+        prepared = config.stash[PREPARED] = _prepare(config)
+        settings = prepared.settings
+        if settings.base_url and settings.api_key and not config.option.collectonly:
+            _probe(prepared)  # fail fast, before collection: one sentence, not a wall of failed tests
+    except SETUP_ERRORS as exc:
+        _clear_reports(_report_dir_hint(config))  # no earlier run's green report may stand in for this one
+        sys.stderr.write(f"modmsg: {inert(str(exc))}\n")
+        return 2
+    return None
+
+
+HYPOTHESIS_HOME_PREFIX = "modmsg-hypothesis-"
+
+
+def _remove_orphaned_hypothesis_homes() -> None:
+    """Remove the private Hypothesis directories of this user's runs whose process is gone (killed, or ended at
+    once by a second Ctrl-C), so they do not pile up in the temporary directory."""
+    for path in Path(tempfile.gettempdir()).glob(f"{HYPOTHESIS_HOME_PREFIX}*-*"):
+        pid = path.name.removeprefix(HYPOTHESIS_HOME_PREFIX).split("-", 1)[0]
+        with suppress(OSError):
+            if pid.isdigit() and path.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def _private_hypothesis_home(config: pytest.Config) -> None:
+    """Hypothesis writes caches under ``./.hypothesis`` even without an example database (constants, charmap):
+    give this process a private directory, removed at the end, so a run leaves nothing in the user's working
+    directory. A directory the user chose (HYPOTHESIS_STORAGE_DIRECTORY) is kept."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    _remove_orphaned_hypothesis_homes()
+    home = tempfile.mkdtemp(prefix=f"{HYPOTHESIS_HOME_PREFIX}{os.getpid()}-")
+    set_hypothesis_home_dir(home)
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    config.add_cleanup(lambda: set_hypothesis_home_dir(None))
+
+
+def _console_for_interrupts(config: pytest.Config, interrupts: Interrupts) -> None:
+    """A copy of the real stderr (pytest's capture is suspended during configure) for a quiet exit's one line."""
+    console = os.dup(2)
+    interrupts.console_fd = console
+
+    def close() -> None:
+        interrupts.console_fd = 2
+        os.close(console)
+
+    config.add_cleanup(close)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
@@ -204,30 +342,30 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     # pytest-xdist registers it too when installed; without xdist the suites' marks must not warn.
     config.addinivalue_line("markers", "xdist_group(name): tests that share one xdist worker under --dist loadgroup")
-    cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
+    if config.option.help:  # pytest --help configures the plugins and runs nothing: a wrong setting must not hide it
+        return
     controller = not hasattr(config, "workerinput")
     try:
-        settings = resolve(cli, file=load_config_file(Path.cwd()))
-    except ConfigError as exc:
-        refuse(str(exc), _report_dir_hint(cli) if controller else None)
-    try:
-        baseline = _load_baseline(settings.baseline) if settings.baseline else None
-        catalogue = load_catalogue()
-        profile = load_profile(settings.profile)
-        overlay = load_overlay(settings.overlay, catalogue) if settings.overlay else None
-    except (ConfigError, ProfileError, CatalogueError, WaiverError) as exc:
-        refuse(Redactor.from_settings(settings).console(str(exc)), settings.report_dir if controller else None)
+        prepared = config.stash.get(PREPARED, None) or _prepare(config)  # xdist workers prepare their own
+    except SETUP_ERRORS as exc:
+        refuse(inert(str(exc)), None)
+    settings, profile = prepared.settings, prepared.profile
+    _private_hypothesis_home(config)
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
         # can be replayed with --seed even when none was given.
         settings = dataclasses.replace(settings, seed=worker_input.get("modmsg_seed", secrets.randbelow(2**31)))
-    state = RunState(settings=settings, profile=profile, catalogue=catalogue, overlay=overlay, baseline=baseline)
-    if worker_input.get("modmsg_run_id"):  # xdist: one run id for the whole run
-        state.run_id = worker_input["modmsg_run_id"]
+    state = RunState(
+        settings=settings,
+        profile=profile,
+        catalogue=prepared.catalogue,
+        overlay=prepared.overlay,
+        baseline=prepared.baseline,
+    )
+    state.run_id = worker_input.get("modmsg_run_id") or prepared.run_id  # xdist: one run id for the whole run
     config.stash[STATE] = state
-    if controller and settings.base_url and settings.api_key and not config.option.collectonly:
-        _probe(state)
+    _console_for_interrupts(config, state.interrupts)
     if controller:  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
 
@@ -248,26 +386,31 @@ def _clear_reports(report_dir: Path) -> None:
         clear_reports(report_dir)
 
 
-def _report_dir_hint(cli: dict[str, Any]) -> Path | None:
+def _report_dir_hint(config: pytest.Config) -> Path:
     """Where the reports of this run would go, when the settings as a whole could not be read."""
-    raw = cli.get("report_dir") or os.environ.get("MODMSG_REPORT_DIR") or "reports"
+    raw = config.getoption("modmsg_report_dir") or os.environ.get("MODMSG_REPORT_DIR") or "reports"
     return Path(str(raw))
 
 
-def _probe(state: RunState) -> None:
-    """Fail fast, before collection, when no Assistants API answers at the base URL (one sentence, exit 2)."""
-    settings = state.settings
+def _probe(prepared: Prepared) -> None:
+    """Raise ConfigError (one sentence, already redacted) when no Assistants API answers at the base URL."""
+    settings = prepared.settings
     assert settings.base_url is not None
     transport = transport_for(
-        settings, settings.base_url, settings.api_key, state.profile.settings.beta_header, state.budget()
+        settings,
+        settings.base_url,
+        settings.api_key,
+        prepared.profile.settings.beta_header,
+        RunBudget.since(settings.max_duration),
     )
     try:
-        left = probe(transport, settings.base_url, state.run_id)
+        left = probe(transport, settings.base_url, prepared.run_id)
     except ConfigError as exc:
-        refuse(state.console(str(exc)), settings.report_dir)
-    ledger = state.ledger
-    if left and ledger is not None:  # could not delete the probe's thread: a sweep will
-        ledger.created(state.run_id, left, state.redact(settings.base_url))
+        raise ConfigError(transport.redactor.console(str(exc))) from None
+    if left:  # could not delete the probe's thread: the ledger names it for `modmsg sweep`
+        Ledger(ledger_path(settings.report_dir)).created(
+            prepared.run_id, left, transport.redactor.text(settings.base_url)
+        )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -279,13 +422,33 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["modmsg_seed"] = state.settings.seed
 
 
-def _load_baseline(path: str) -> RunResult:
+def _load_baseline(settings: Settings, profile: Profile) -> RunResult:
+    """The --baseline results.json, refused (one sentence) when it is unreadable or from another run's kind: a
+    different target, profile or suite version would turn every difference into a false regression or fix."""
     from modmsg.report import ReportError, load_results
 
+    path = settings.baseline
     try:
-        return load_results(Path(path))
+        baseline = load_results(Path(str(path)))
     except (ReportError, OSError) as exc:
         raise ConfigError(f"baseline {path} cannot be used: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"baseline {path} cannot be used: it is nested too deeply to be a results.json") from None
+    secrets_ = settings.secrets()
+    target = settings.base_url or "bundled reference server"
+    this_run = {
+        "target": Redactor(frozenset(), secrets_).text(target) if secrets_ else target,
+        "profile": profile.name,
+        "suite_version": __version__,
+    }
+    for key, ours in this_run.items():
+        theirs = getattr(baseline.meta, key, None)
+        if isinstance(theirs, str) and theirs != ours:
+            raise ConfigError(
+                f"baseline {path} is from another {key.replace('_', ' ')} ({theirs}, this run: {ours}); "
+                "compare only runs of the same target, profile and suite version"
+            )
+    return baseline
 
 
 def _own_report_dir(config: pytest.Config) -> Path | None:
@@ -304,12 +467,10 @@ def _req_ids(item: pytest.Item) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Any:
     state = config.stash[STATE]
     selectors = state.settings.requirements
-    for selector in selectors:
-        if not any(matches(r.id, selector) for r in state.catalogue.active()):
-            refuse(f"--req {selector} matches no requirement in the catalogue", _own_report_dir(config))
     keep, drop = [], []
     for item in items:
         ids = _req_ids(item)
@@ -328,17 +489,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"not judged under the {state.profile.name} profile"))
     if drop:
         config.hook.pytest_deselected(items=drop)
-    state.judging = _xdist_controller(config) or any(_req_ids(item) for item in keep)
+    items[:] = keep
+    result = yield  # pytest's -k and -m, and other plugins, select from here
+    _stop_if_nothing_selected(config, sum(1 for item in keep if _req_ids(item)), items)
+    state.judging = _xdist_controller(config) or any(_req_ids(item) for item in items)
     if state.judging and not hasattr(config, "workerinput"):
         _quiet_console(config)
     if not hasattr(config, "workerinput") and not _xdist_controller(config):
         expected: dict[str, int] = {}
-        for item in keep:
+        for item in items:
             for req_id in _req_ids(item):
                 expected[req_id] = expected.get(req_id, 0) + 1
         state.expected = expected
     # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
-    items[:] = sorted(keep, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
+    return result
+
+
+def _stop_if_nothing_selected(config: pytest.Config, before: int, items: list[pytest.Item]) -> None:
+    """``-k`` (or ``-m``) that deselects every modmsg test is a wrong setting: one sentence, exit 2, no report.
+    xdist workers leave it to the controller (``modmsg run`` says it once for exit code 5)."""
+    if not before or hasattr(config, "workerinput") or any(_req_ids(item) for item in items):
+        return
+    options = (("-k", config.option.keyword), ("-m", config.option.markexpr))
+    given = " and ".join(f"{flag} {value!r}" for flag, value in options if value) or "the selection"
+    message = f"modmsg: {given} selects none of the {before} modmsg tests; nothing was run"
+    _clear_reports(config.stash[STATE].settings.report_dir)
+    sys.stderr.write(f"{inert(message)}\n")
+    pytest.exit(inert(message), returncode=2)
 
 
 def _quiet_console(config: pytest.Config) -> None:

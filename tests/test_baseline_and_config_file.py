@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import pytest
 from helpers import run_suite
@@ -20,7 +21,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("baseline")
     with start_server(api_key="sk-baseline") as good:
         passing = run_suite(root / "good", "--base-url", good.base_url, *SELECTION, env=KEY)
-    with start_server(api_key="sk-baseline", behaviour=Behaviour(max_keys=17)) as bad:
+    # The same URL (a baseline from another target is refused): the broken build is served where the good one was.
+    with start_server(api_key="sk-baseline", behaviour=Behaviour(max_keys=17), port=good.port) as bad:
         url = bad.base_url
         failing = run_suite(root / "bad", "--base-url", url, *SELECTION, env=KEY)
         regressed = run_suite(
@@ -58,7 +60,8 @@ def test_an_unchanged_failure_does_not_fail_the_run_but_is_listed(runs):
 
 def test_a_fixed_requirement_is_reported_as_a_fix(tmp_path, runs):
     failing = runs[1]
-    with start_server(api_key="sk-baseline") as good:
+    port = urlsplit(failing.results["meta"]["target"]).port or 0
+    with start_server(api_key="sk-baseline", port=port) as good:
         fixed = run_suite(
             tmp_path,
             "--base-url",

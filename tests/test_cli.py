@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from helpers import SuiteRun, run_cli, run_suite
+from helpers import REPO, SuiteRun, run_cli, run_suite
 
 from modmsg.reference import Behaviour, start_server
 
@@ -210,3 +214,186 @@ def test_workers_must_be_a_positive_whole_number(count):
     assert done.returncode == 2
     assert f"argument --workers: expected a whole number of workers >= 1, got '{count}'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------------------------------ interrupts
+
+
+def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
+    """The first SIGINT starts an orderly stop (cleanup, reports); a second one must end the process without the
+    hundreds of lines of traceback a KeyboardInterrupt raised inside pytest's own interrupt handling printed."""
+    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    process = subprocess.Popen(
+        [*command, "--report-dir", str(tmp_path / "reports")], cwd=tmp_path, env=clean, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        started = ""
+        while (char := process.stdout.read(1)) and char not in ".FEs":  # the first test has run
+            started += char
+        assert char, started
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.1)  # pacing only: two signals at once would be handled as one
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    assert process.returncode != 0
+    assert "Traceback" not in out + err, err[-3000:]
+    assert len(err.splitlines()) < 20, err[-3000:]
+
+
+def test_a_signal_once_the_interrupt_is_under_way_ends_the_process_at_once():
+    from modmsg.plugin import Interrupts
+
+    interrupts, ended = Interrupts(), []
+    interrupts.exit_now = ended.append  # os._exit in a real run
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        interrupts.handler(signal.SIGINT, None)  # the first: an orderly stop
+    assert ended == []
+    with suppress(KeyboardInterrupt):
+        interrupts.handler(signal.SIGINT, None)  # the second: no unwinding
+    assert ended == [signal.SIGINT]
+
+
+def test_a_run_leaves_no_hypothesis_or_schemathesis_directory_in_the_working_directory(tmp_path):
+    """Hypothesis' caches go to a private temporary directory; one a killed run left behind is removed later."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    orphan = Path(tempfile.gettempdir()) / f"modmsg-hypothesis-{gone.pid}-test"
+    (orphan / "constants").mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider", "--req", "MM-GEN-01",
+         "--max-examples", "2", "--report-dir", str(tmp_path / "reports")],
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith(("MODMSG_", "HYPOTHESIS_"))},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+    assert not orphan.exists()
+
+
+# ------------------------------------------------------------------------------------------------ requirements
+
+
+def test_requirements_explains_one_requirement():
+    done = run_cli("requirements", "MM-META-03")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    for expected in (
+        "MM-META-03  Metadata persisted for list",
+        "level:     MUST",
+        "statement: After a successful modify, listMessages MUST show",
+        "source:    spec: #/paths/~1threads~1{thread_id}~1messages/get",
+        "profiles:  openai, spec",
+        "condition: always judged",
+        "suites/test_metadata.py::test_sent_pairs_persist_in_list",
+        "list_shows_no_metadata: ",
+    ):
+        assert expected in text, text
+    parametrized = run_cli("requirements", "mm-err-6")  # case and zero padding forgiven
+    assert parametrized.returncode == 0 and "suites/test_errors.py::" in parametrized.stdout
+    assert "(parametrized)" in parametrized.stdout
+
+
+def test_requirements_with_an_unknown_id_is_one_sentence():
+    done = run_cli("requirements", "MM-NOPE-99")
+    assert done.returncode == 2
+    assert (
+        _one_line_error(done) == "modmsg: no requirement MM-NOPE-99 in the catalogue; `modmsg requirements` lists them"
+    )
+
+
+COLLECT_REQ_MARKS = """
+import json, sys, pytest
+class Report:
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            print("ITEM " + json.dumps([item.nodeid, [str(a) for m in item.iter_markers("req") for a in m.args]]))
+pytest.main([sys.argv[1], "--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[Report()])
+"""
+
+
+def test_the_source_scan_finds_the_tests_pytest_collects_for_each_requirement():
+    """`modmsg requirements ID` reads the suites' source instead of running pytest: it must agree with pytest's
+    collection (parametrized tests included) for every requirement."""
+    from modmsg.paths import suites_dir
+    from modmsg.testindex import judging_tests
+
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECT_REQ_MARKS, str(suites_dir())], cwd=suites_dir().parent, capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    collected: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("ITEM "):
+            nodeid, reqs = json.loads(line[5:])
+            for req in reqs:
+                collected.setdefault(req, set()).add(nodeid.split("[", 1)[0])
+    assert len(collected) > 40, done.stdout[-2000:] + done.stderr[-2000:]
+    scanned = {req: {test.nodeid for test in tests} for req, tests in judging_tests().items()}
+    assert scanned == collected
+
+
+def test_a_mistyped_option_of_any_command_is_one_sentence_with_the_closest_option():
+    done = run_cli("requirements", "--levl", "MUST")
+    assert done.returncode == 2
+    assert _one_line_error(done) == "modmsg: unknown option --levl for `modmsg requirements`; did you mean --level?"
+
+
+# ------------------------------------------------------------------------------------------------ make
+
+
+def _make(venv: Path, target: str) -> str:
+    done = subprocess.run(
+        ["make", "-n", "-C", str(REPO), f"VENV={venv}", target], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_conformance_installs_runtime_dependencies_and_make_test_adds_the_dev_extra(tmp_path):
+    venv = tmp_path / "venv"
+    conformance = _make(venv, "conformance")
+    assert "pip install --quiet -e ." in conformance and ".[dev]" not in conformance
+    venv.mkdir()
+    (venv / ".installed-runtime").touch()  # as `make conformance` leaves it
+    assert "pip install" not in _make(venv, "conformance")
+    assert "pip install --quiet -e '.[dev]'" in _make(venv, "test")
+    (venv / ".installed-dev").touch()
+    assert "pip install" not in _make(venv, "test") + _make(venv, "lint")
+
+
+def test_packaging_metadata_builds_without_setuptools_warnings():
+    """setuptools warns (a `!!` block in every install) about a license table and about data directories that are
+    importable but not listed as packages."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["license"] == "MIT"  # an SPDX expression, not a table
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
+    listed = set(project["tool"]["setuptools"]["packages"])
+    package_dirs = {
+        ".".join(path.relative_to(REPO).parts)
+        for path in (REPO / "modmsg").rglob("*")
+        if path.is_dir() and path.name != "__pycache__" and "bundled" not in path.parts and any(path.iterdir())
+    }
+    assert package_dirs <= listed, package_dirs - listed
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`modmsg requirements | head -1`: the pipe closes under the writer."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modmsg.cli", "requirements"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the command writes its first line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modmsg.config import ConfigError, resolve
+from modmsg.config import ConfigError, load_config_file, resolve
 from modmsg.profiles import ProfileError, load_profile, parse_profile
 from modmsg.requirements import load_catalogue
 from modmsg.waivers import WaiverError, parse_overlay
@@ -47,15 +47,15 @@ def test_api_key_from_a_named_variable_and_secrets_cover_marked_headers():
 @pytest.mark.parametrize(
     ("cli", "env", "message"),
     [
-        ({"base_url": "not a url"}, {}, "is not an http"),
+        ({"base_url": "not-a-url"}, {}, "is not an http"),
         ({"base_url": "ftp://example.com/v1"}, {}, "is not an http"),
-        ({"base_url": "http://127.0.0.1:99999/v1"}, {"MODMSG_API_KEY": "k"}, "invalid port"),
+        ({"base_url": "http://127.0.0.1:99999/v1"}, {"MODMSG_API_KEY": "k"}, "Port out of range"),
         ({"base_url": "http://127.0.0.1:1/v1"}, {}, "no API key"),
         ({"api_key_env": "NOPE"}, {}, "NOPE named for the API key is unset"),
         ({"headers": ["no colon"]}, {}, "'Name: value'"),
         ({"headers": ["bad name: v"]}, {}, "'Name: value'"),
-        ({"max_examples": "-3"}, {}, "positive number"),
-        ({"timeout": "soon"}, {}, "positive number"),
+        ({"max_examples": "-3"}, {}, "whole number, 1 or more"),
+        ({"timeout": "soon"}, {}, "finite number"),
         ({"seed": "abc"}, {}, "integer"),
     ],
 )
@@ -114,3 +114,39 @@ def test_unknown_profile_name_is_a_clear_error():
 def test_malformed_overlay_is_a_clear_error(data, message):
     with pytest.raises(WaiverError, match=message):
         parse_overlay(data, "overlay.yaml", load_catalogue())
+
+
+def test_requirement_selectors_are_written_as_the_catalogue_writes_them():
+    assert resolve({"requirements": ["mm-meta-3", " MM-ERR ", ""]}, {}).requirements == ("MM-META-03", "MM-ERR")
+
+
+@pytest.mark.parametrize(
+    ("cli", "env", "message", "secret"),
+    [
+        ({"headers": ["x-token: tok-0123456789\nabc"]}, {}, "the value of header x-token", "tok-0123456789"),
+        ({"headers": ["Authorization Bearer sk-0123456789"]}, {}, "--header #1 is malformed", "sk-0123456789"),
+        ({}, {"MODMSG_API_KEY": "sk-0123456789\r"}, "the API key", "sk-0123456789"),
+        ({"api_key_env": "VENDOR"}, {"VENDOR": "sk-\u2603-0123456789"}, "the API key in VENDOR", "0123456789"),
+        ({"base_url": "http://me:pw-0123456789@h/v1"}, {"MODMSG_API_KEY": "k"}, "credentials", "pw-0123456789"),
+        ({"base_url": "http://h/v1?key=sk-0123456789"}, {"MODMSG_API_KEY": "k"}, "query string", "sk-0123456789"),
+    ],
+)
+def test_a_refused_secret_is_never_repeated(cli, env, message, secret):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve(cli, env)
+    assert secret not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timeout = true\n", "timeout must be a number, not true"),
+        ("seed = 1.5\n", "seed must be a whole number, not the number 1.5"),
+        ('headers = {"x-a" = 5}\n', "headers must be a list of strings or a table of strings, not one holding"),
+        ("profile = 3\n", "profile must be a string, not the number 3"),
+    ],
+)
+def test_a_config_file_value_of_the_wrong_type_is_one_sentence(tmp_path, text, message):
+    (tmp_path / "modmsg.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config_file(tmp_path)

@@ -583,10 +583,11 @@ def test_a_signal_during_thread_creation_waits_until_the_id_is_recorded():
     assert recorded
     assert interrupts.received == "SIGTERM"  # remembered, in case the exception gets swallowed somewhere
     with pytest.raises(KeyboardInterrupt, match="SIGINT"):
-        interrupts.handler(signal.SIGINT, None)  # outside a critical block: at once
-    with pytest.raises(KeyboardInterrupt, match="SIGINT"), interrupts.deferred():
-        interrupts.handler(signal.SIGTERM, None)
-        interrupts.handler(signal.SIGINT, None)  # a second signal does not wait
+        Interrupts().handler(signal.SIGINT, None)  # outside a critical block: at once
+    fresh = Interrupts()
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"), fresh.deferred():
+        fresh.handler(signal.SIGTERM, None)
+        fresh.handler(signal.SIGINT, None)  # a second signal does not wait
 
 
 def test_the_ledger_survives_parallel_writers_and_settles_to_nothing(tmp_path):
