@@ -408,8 +408,8 @@ def _probe(prepared: Prepared) -> None:
     except ConfigError as exc:
         raise ConfigError(transport.redactor.console(str(exc))) from None
     if left:  # could not delete the probe's thread: the ledger names it for `modmsg sweep`
-        Ledger(ledger_path(settings.report_dir)).created(
-            prepared.run_id, left, transport.redactor.text(settings.base_url)
+        Ledger(ledger_path(settings.report_dir), redact=transport.redactor.text).created(
+            prepared.run_id, left, settings.base_url
         )
 
 
