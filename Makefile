@@ -36,7 +36,7 @@ test: $(DEV)
 
 ## mutation: the suite and stock Schemathesis against every broken variant; score table, reports/mutation.json
 mutation: $(RUNTIME)
-	$(BIN)/python -m modmsg.mutation --report-dir $(REPORT_DIR) $(ARGS)
+	$(BIN)/python -m proving.mutation --report-dir $(REPORT_DIR) $(ARGS)
 
 ## bench: performance figures (efficiency vs a bare replay, stock Schemathesis, smoke, scaling); bench/RESULTS.md
 bench: $(DEV)
@@ -52,10 +52,10 @@ gateway-demo: $(RUNTIME)
 ## soak: the reference server under 10,000 Schemathesis requests (all operations, both modes) and 16 clients for 30 s
 .PHONY: soak
 soak: $(RUNTIME)
-	$(BIN)/python -m modmsg.soak --cases 10000 --clients 16 --seconds 30 $(ARGS)
+	$(BIN)/python -m proving.soak --cases 10000 --clients 16 --seconds 30 $(ARGS)
 
 docs: $(RUNTIME)
-	$(BIN)/python -m modmsg.docs
+	$(BIN)/python -m proving.docs
 
 lint: $(DEV)
 	$(BIN)/ruff check .

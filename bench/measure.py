@@ -17,8 +17,8 @@ from typing import Any
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modmsg.mutation import subprocess_env
-from modmsg.variants import Variant
+from modmsg.reference.variants import Variant
+from proving.mutation import subprocess_env
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def pytest_argv(*args: str) -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without MODMSG_* settings (``modmsg.mutation.subprocess_env``), plus ``extra``."""
+    """The caller's environment without MODMSG_* settings (``proving.mutation.subprocess_env``), plus ``extra``."""
     return subprocess_env(extra)
 
 

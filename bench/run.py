@@ -3,7 +3,7 @@
 1. Efficiency: the default full run against the bundled reference server (``pytest suites``, recorded with
    ``--record-requests``) against the replay of exactly its requests with a bare ``requests`` loop (the floor),
    in alternating rounds; requests per run and per requirement.
-2. The stock Schemathesis CLI (``modmsg.mutation.run_stock``) and our suite against the same counted reference
+2. The stock Schemathesis CLI (``proving.mutation.run_stock``) and our suite against the same counted reference
    server: time and requests; with the mutation scores of ``make mutation``, defects caught per 100 requests.
 3. The smoke selection against the reference and every variant: requests (< 100) and variants caught (>= 80 %).
 4. Scaling: time and peak memory at ``--max-examples`` 100, 1,000 and 10,000 (``--quick``: 10,000 extrapolated),
@@ -45,10 +45,10 @@ from bench.profile import (
 )
 from bench.replay import ReplayResult, compile_templates, defined_ids, load, replay
 from bench.smoke import BUDGET, SmokeResult, smoke_all
-from modmsg.mutation import REFERENCE, QuietInvalidRequests, fresh_key, run_stock, run_suite
 from modmsg.paths import REPO_DIR
 from modmsg.reference import start_server
-from modmsg.variants import VARIANTS
+from modmsg.reference.variants import VARIANTS
+from proving.mutation import REFERENCE, QuietInvalidRequests, fresh_key, run_stock, run_suite
 
 RESULTS_MD = REPO_DIR / "bench" / "RESULTS.md"
 README = REPO_DIR / "README.md"
@@ -279,7 +279,7 @@ def mutation_scores(report_dir: Path, rerun: bool, allow_run: bool) -> dict[str,
     stale = data is None or sorted(row["variant"] for row in data.get("variants", [])) != names
     if (rerun or stale) and allow_run:
         say(f"running `make mutation` ({'forced' if rerun else 'reports/mutation.json is missing or stale'}) ...")
-        from modmsg import mutation
+        from proving import mutation
 
         mutation.main(["--report-dir", str(report_dir)])
         data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -667,7 +667,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "Both against the same reference server with a request counter in front. Stock: "
         "`st run spec/modify-message.openapi.yaml --checks all --include-operation-id modifyMessage --max-examples "
-        "100 --seed 1` with the path pinned to a live message (`modmsg.mutation.run_stock`). Mutation scores from "
+        "100 --seed 1` with the path pinned to a live message (`proving.mutation.run_stock`). Mutation scores from "
         f"`make mutation` ({mutation.get('variants', '?')} variants, {mutation.get('date', 'not run')}"
         f"{', stale' if mutation.get('stale') else ''}).",
         "",

@@ -2,7 +2,7 @@
 
 Each server gets a request counter in front, so the figure is what a target that charges per request would bill:
 the probe, every sibling call, retries and the end-of-session cleanup included. A variant counts as caught as
-``make mutation`` counts it (``modmsg.mutation.build_rows``): the run FAILs a requirement the reference passes.
+``make mutation`` counts it (``proving.mutation.build_rows``): the run FAILs a requirement the reference passes.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import counted
-from modmsg.mutation import REFERENCE, Row, Score, SuiteOutcome, build_rows, fresh_key, run_many, run_suite, score
+from modmsg.reference.variants import Variant
 from modmsg.requirements import load_catalogue
-from modmsg.variants import Variant
+from proving.mutation import REFERENCE, Row, Score, SuiteOutcome, build_rows, fresh_key, run_many, run_suite, score
 
 SMOKE_EXAMPLES = 3
 SMOKE_ARGS = ("-m", "smoke", "--max-examples", str(SMOKE_EXAMPLES))

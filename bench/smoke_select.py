@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.smoke import SMOKE_EXAMPLES
-from modmsg.mutation import REFERENCE, run_many, run_variant
 from modmsg.paths import REPO_DIR
-from modmsg.variants import VARIANTS
+from modmsg.reference.variants import VARIANTS
+from proving.mutation import REFERENCE, run_many, run_variant
 
 THREAD_CREATE = ("POST", "threads")
 

@@ -220,7 +220,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     behaviour, middleware = DEFAULT_BEHAVIOUR, ()
     if args.variant:
-        from modmsg.variants import get_variant
+        from modmsg.reference.variants import get_variant
 
         try:
             variant = get_variant(args.variant)
@@ -260,9 +260,9 @@ def cmd_requirements(args: argparse.Namespace) -> int:
 def explain_requirement(req_id: str) -> int:
     """``modmsg requirements ID``: what the requirement says, where it comes from, what judges and breaks it."""
     from modmsg.config import req_selector
+    from modmsg.reference.variants import VARIANTS
     from modmsg.requirements import load_catalogue
     from modmsg.testindex import judging_tests
-    from modmsg.variants import VARIANTS
 
     catalogue = load_catalogue()
     wanted = req_selector(req_id)  # mm-meta-3 is MM-META-03
@@ -295,7 +295,7 @@ def explain_requirement(req_id: str) -> int:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    from modmsg.variants import VARIANTS
+    from modmsg.reference.variants import VARIANTS
 
     width = max(len(v.name) for v in VARIANTS)
     for variant in VARIANTS:

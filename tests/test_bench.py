@@ -18,10 +18,10 @@ from bench.run import requests_by_test, requests_per_requirement
 from bench.smoke_select import best_cover, unit_costs
 from modmsg.api import AssistantsApi
 from modmsg.config import resolve
-from modmsg.mutation import REFERENCE
 from modmsg.recording import RequestLog, worker_path
 from modmsg.reference import start_server
 from modmsg.transport import Transport
+from proving.mutation import REFERENCE
 
 KEY = "sk-bench-recording-0123456789abcdef"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from helpers import REPO
 
-from modmsg.docs import TARGET, render
 from modmsg.requirements import CatalogueError, load_catalogue, parse_catalogue
 from modmsg.spec import load_fragment, resolve_pointer
+from proving.docs import TARGET, render
 
 
 class _Grab:
@@ -150,19 +150,19 @@ def test_duplicate_ids_are_rejected():
 
 
 def test_readme_configuration_table_is_current():
-    from modmsg.docs import README, readme_with_current_table
+    from proving.docs import README, readme_with_current_table
 
     text = README.read_text(encoding="utf-8")
     assert text == readme_with_current_table(text), "README configuration table is stale: run make docs"
 
 
 def test_checks_reference_is_current_and_covers_every_failure():
-    from modmsg.docs import CHECKS_DOC, render_checks
+    from proving.docs import CHECKS_DOC, render_checks
 
     assert CHECKS_DOC.read_text(encoding="utf-8") == render_checks(), "docs/checks.md is stale: run make docs"
 
 
 def test_schemathesis_check_tuning_doc_is_current():
-    from modmsg.docs import TUNING_DOC, render_tuning
+    from proving.docs import TUNING_DOC, render_tuning
 
     assert TUNING_DOC.read_text(encoding="utf-8") == render_tuning(), "docs/schemathesis-checks.md is stale"

@@ -1,6 +1,6 @@
 """A hostile target cannot crash the suite, exhaust it, stall it, or turn it against objects it did not create.
 
-The fault proxy (``modmsg.faultproxy``) in front of the reference server serves each attack on the requests a
+The fault proxy (``proving.faultproxy``) in front of the reference server serves each attack on the requests a
 ``FaultPlan.where`` pattern picks: a gzip (and a deflate) bomb, an endless chunked body, headers or a body dripped
 one byte at a time, JSON nested 1,000 and 100,000 levels deep, createThread answers carrying a path-traversal id or
 another thread's id without the run's tag, and a connection dropped on one input (or on every input).
@@ -32,7 +32,6 @@ from modmsg.api import AssistantsApi, SetupError, json_or_none
 from modmsg.checks.errors import error_envelope_is_valid
 from modmsg.checks.response import json_body
 from modmsg.failures import BadErrorEnvelope, NotJson, UnsafeId, UntaggedThread
-from modmsg.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 from modmsg.ids import path, segment
 from modmsg.plugin import ThreadFactory
 from modmsg.reference import ReferenceServer, start_server
@@ -47,6 +46,7 @@ from modmsg.transport import (
     TransportError,
 )
 from modmsg.wire import MAX_JSON_DEPTH, JsonTooDeep, loads
+from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
 KEY = "sk-modmsg-hostile-5ecret-0123456789"
 RUN = "modmsg-hostile00000"

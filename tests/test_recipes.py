@@ -419,7 +419,7 @@ def test_gateway_is_pinned_exactly_and_locked():
 
 def test_gateway_demo_is_wired_into_make_and_git_ignored():
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^gateway-demo: \$\(STAMP\)\n\t.*scripts/gateway_demo\.py", makefile, flags=re.M)
+    assert re.search(r"^gateway-demo: \$\(RUNTIME\)\n\t.*scripts/gateway_demo\.py", makefile, flags=re.M)
     assert ".gateway/" in (REPO / ".gitignore").read_text().splitlines()
 
 

@@ -35,12 +35,12 @@ from modmsg import cli
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import ConfigError, resolve
-from modmsg.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 from modmsg.plugin import Interrupts, ThreadFactory, _classify
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
 from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
 from modmsg.transport import RateLimitedError, RequestDropped, Throttle, Transport, TransportError, retry_delay
+from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
 SEED = "4242"

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from modmsg.faultproxy import Fault, FaultPlan, fault_proxy
 from modmsg.reference import Behaviour, ReferenceServer, start_server
-from modmsg.soak import MODES, fuzz, load, operation_labels
+from proving.faultproxy import Fault, FaultPlan, fault_proxy
+from proving.soak import MODES, fuzz, load, operation_labels
 
 KEY = "sk-modmsg-soak-0123456789abcdef"
 CI_CASES = 1_000  # make soak: 10,000

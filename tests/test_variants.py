@@ -1,7 +1,7 @@
 """Broken variants: every requirement can be broken, and the real suite catches every variant (the self-test).
 
 The self-test runs ``pytest suites`` (the user's code path) in a subprocess against each variant and the
-reference server on loopback, two at a time: ``modmsg.mutation.run_variant``, which ``make mutation`` uses too.
+reference server on loopback, two at a time: ``proving.mutation.run_variant``, which ``make mutation`` uses too.
 One defect fails exactly the requirements it breaks (``breaks``, plus ``generated`` ones when generated input
 reaches it); everything that stands on them is BLOCKED, never FAIL.
 """
@@ -20,7 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from modmsg.mutation import (
+from modmsg.paths import REPO_DIR
+from modmsg.reference import start_server
+from modmsg.reference.variants import VARIANTS, Reply, Variant, get_variant, rewrite
+from modmsg.requirements import load_catalogue
+from proving.mutation import (
     DOCS_PATH,
     REFERENCE,
     TABLE_BEGIN,
@@ -33,10 +37,6 @@ from modmsg.mutation import (
     subprocess_env,
     variant_table,
 )
-from modmsg.paths import REPO_DIR
-from modmsg.reference import start_server
-from modmsg.requirements import load_catalogue
-from modmsg.variants import VARIANTS, Reply, Variant, get_variant, rewrite
 
 CATALOGUE = load_catalogue()
 NOT_FAILED = ("PASS", "BLOCKED", "SKIP")
@@ -96,7 +96,7 @@ def test_docs_variant_table_is_generated_from_the_variants():
     text = DOCS_PATH.read_text(encoding="utf-8")
     assert TABLE_BEGIN in text and TABLE_END in text
     current = text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()
-    assert current == variant_table(CATALOGUE), "docs/variants.md is stale: run `python -m modmsg.mutation --docs`"
+    assert current == variant_table(CATALOGUE), "docs/variants.md is stale: run `python -m proving.mutation --docs`"
 
 
 def test_cli_serve_applies_the_variant_middleware():

@@ -10,8 +10,8 @@ from helpers import run_suite
 from starlette.middleware import Middleware
 
 from modmsg.reference import start_server
+from modmsg.reference.variants import Reply, RewriteResponses
 from modmsg.report import ARTEFACTS
-from modmsg.variants import Reply, RewriteResponses
 
 KEY = "sk-modmsg-verdicts-0123456789"
 

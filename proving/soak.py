@@ -8,7 +8,7 @@
 * :func:`load`: N concurrent clients modify one message for S seconds, each writing only its own metadata key
   and reading it back; a value that goes missing or backwards is a lost update. Also: every answer 200.
 
-``python -m modmsg.soak`` runs both at full size (10,000 generated requests, 16 clients for 30 s) against a
+``python -m proving.soak`` runs both at full size (10,000 generated requests, 16 clients for 30 s) against a
 freshly started reference server and exits 1 on any finding.
 """
 
@@ -389,7 +389,7 @@ def load(base_url: str, api_key: str, *, clients: int = 16, seconds: float = 30.
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m modmsg.soak", description="The reference server under Schemathesis fuzz and concurrent load."
+        prog="python -m proving.soak", description="The reference server under Schemathesis fuzz and concurrent load."
     )
     parser.add_argument("--cases", type=int, default=10_000, help="generated requests, at least (default 10000)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent load clients (default 16)")
