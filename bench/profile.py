@@ -41,7 +41,7 @@ ACTIVITIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (COLLECTION, r"^pytest_collection "),
         ("pytest per-test machinery", r"^pytest_runtestloop "),
         (DRAWING, r"^(ConjectureRunner\.run|StateForActualGivenExecution\.run_engine) "),
-        (SUITE, r"\((suites/)?test_\w+\.py:|\(modmsg/(checks|generated|api|scenarios|strategies)"),
+        (SUITE, r"\((suites/)?test_\w+\.py:|\(modmsg/(checks|generation|api|scenarios|strategies)"),
         ("Schemathesis: case to request, response checks", r"^(Case\.as_transport_kwargs|Case\.validate_response) "),
         ("JSON Schema validation", r"\(jsonschema/"),
         (CLIENT, r"^(Transport\._send|Session\.send|Session\.request|Session\.prepare_request) "),

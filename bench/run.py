@@ -402,9 +402,9 @@ def workers_speedup(work: Path, rounds: int = 2) -> dict[str, Any]:
 MEMORY_NOTE = (
     "Why memory stays bounded: Hypothesis keeps every example of one run it tried (its result cache and tree of "
     "choices grow with them, and CPython keeps the high-water mark resident), so the suite never asks one "
-    "Hypothesis run for more than `modmsg.generated.HYPOTHESIS_BATCH` examples: larger --max-examples are drawn in "
-    "several runs, each with a seed derived from the run's (the same --seed still replays the same cases). Evidence "
-    "is sampled: a test's recorder keeps at most 256 exchanges (bodies capped at 16 KiB), only 2 (pass) or 8 "
+    "Hypothesis run for more than `modmsg.generation.cases.HYPOTHESIS_BATCH` examples: larger --max-examples are "
+    "drawn in several runs, each with a seed derived from the run's (the same --seed still replays the same cases). "
+    "Evidence is sampled: a test's recorder keeps at most 256 exchanges (bodies capped at 16 KiB), only 2 (pass) or 8 "
     "(fail) of them go into the results, and the recorder is dropped once the test's report is made. results.json "
     "is streamed to disk rather than built as one string: on the heap of a long run that string's pieces alone "
     "raised the peak by 40 MB at 10,000 examples."
@@ -437,7 +437,7 @@ def scaling_lines(scale: dict[str, Any]) -> list[str]:
         )
     )
     first, last = measured[0], measured[-1]
-    # Below one Hypothesis batch (modmsg.generated.HYPOTHESIS_BATCH) a run's working set still grows with the
+    # Below one Hypothesis batch (modmsg.generation.cases.HYPOTHESIS_BATCH) a run's working set still grows with the
     # examples it draws; from there on it must not: compare the last two measured scales.
     before = measured[-2] if len(measured) > 1 else first
 

@@ -224,17 +224,17 @@ TUNING_DOC = REPO_DIR / "docs" / "schemathesis-checks.md"
 
 def render_tuning() -> str:
     """docs/schemathesis-checks.md: each built-in Schemathesis check, on/off/tuned, for which requirement, why."""
-    from modmsg.generated import BUILTIN_CHECKS
+    from modmsg.generation.builtin_checks import BUILTIN_CHECKS
 
     lines = [
         "# How the generated suite configures Schemathesis's built-in checks",
         "",
-        "<!-- generated from modmsg.generated.BUILTIN_CHECKS by `make docs`; do not edit by hand -->",
+        "<!-- generated from modmsg.generation.builtin_checks.BUILTIN_CHECKS by `make docs`; do not edit by hand -->",
         "",
         "Schemathesis 4.32.5 runs every built-in check by default, and several of them would raise false alarms",
         "against a correct OpenAI-compatible server (a correct 400/401/404, OpenAI's 404 for an unsupported",
         "method) or hide defects (404 counts as 'accepted' and as 'rejected'). Each check is on, off or tuned",
-        "deliberately; the reason is kept next to the configuration in `modmsg/generated.py`.",
+        "deliberately; the reason is kept next to the configuration in `modmsg/generation/builtin_checks.py`.",
         "",
         "| check | judges | setting and why |",
         "|---|---|---|",

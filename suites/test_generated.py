@@ -4,8 +4,9 @@
   accepted and echoed (MM-GEN-01), invalid bodies rejected with the error envelope and no state change
   (MM-GEN-02), every answer documented (MM-GEN-03) and none a 5xx (MM-ERR-08). Each mode is one stream, drawn
   and sent once, every case judged for all of that mode's requirements; each requirement's test reports the
-  first case that failed it, shrunk for that requirement within a bounded budget (``modmsg.generated.Streams``,
-  ``GeneratedRun.shrink``). Path and headers are pinned, so every generated defect is in the body.
+  first case that failed it, shrunk for that requirement within a bounded budget
+  (``modmsg.generation.streams.Streams``, ``modmsg.generation.shrink``). Path and headers are pinned, so every
+  generated defect is in the body.
 * The coverage phase (deterministic boundary cases, unsupported methods, Content-Type probes), judged per the
   mode each case has once pinned.
 * Metadata from ``modmsg.strategies`` at the edges Schemathesis rarely or never reaches: bodies up to every
@@ -13,7 +14,8 @@
   server counting bytes or UTF-16 units) and bodies one step past a limit (Schemathesis never generates a body
   whose *only* defect is 17 keys, see schemathesis-4-notes.md §3, so an off-by-one server is caught here).
 
-The check configuration (which built-in check is on, off or tuned, and why) is ``modmsg.generated.BUILTIN_CHECKS``.
+The check configuration (which built-in check is on, off or tuned, and why) is
+``modmsg.generation.builtin_checks.BUILTIN_CHECKS``.
 """
 
 from __future__ import annotations
@@ -29,19 +31,11 @@ from schemathesis import Case, GenerationMode
 from modmsg import strategies
 from modmsg.api import AssistantsApi
 from modmsg.config import Settings
-from modmsg.generated import (
-    ACCEPTED,
-    ALL_JUDGES,
-    DOCUMENTED,
-    NEGATIVE,
-    NO_SERVER_ERROR,
-    POSITIVE,
-    REJECTED,
-    GeneratedRun,
-    Streams,
-    load_schema,
-    modify_operation,
-)
+from modmsg.generation.builtin_checks import load_schema, modify_operation
+from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.judges import ACCEPTED, ALL_JUDGES, DOCUMENTED, NO_SERVER_ERROR, REJECTED
+from modmsg.generation.run import GeneratedRun
+from modmsg.generation.streams import Streams
 from modmsg.profiles import Profile
 from modmsg.target import Target
 from modmsg.transport import Transport

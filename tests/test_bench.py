@@ -160,7 +160,7 @@ def test_profile_samples_fold_into_the_innermost_activity() -> None:
     assert activity([*http, "HTTPResponse.begin (http/client.py:1)"]) == CLIENT
     drawing = ["pytest_runtestloop (_pytest/main.py:1)", "ConjectureRunner.run (hypothesis/engine.py:1)"]
     assert activity(drawing).startswith("Hypothesis")
-    assert activity([*drawing, "GeneratedRun.exercise (modmsg/generated.py:1)", *http[1:]]) == CLIENT
+    assert activity([*drawing, "GeneratedRun.exercise (modmsg/generation/run.py:1)", *http[1:]]) == CLIENT
     raw = (
         "thread (1);_find_and_load (<frozen importlib._bootstrap>:1) 2\n"  # before threading named the main thread
         "thread (1): MainThread;a (x.py:1);recv_into (socket.py:2) 3\n"

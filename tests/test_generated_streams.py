@@ -1,7 +1,7 @@
 """The generated suite draws one stream per mode and judges every case for all the requirements of its mode.
 
-What must hold (``modmsg.generated.Streams``): one requirement failing never stops the stream judging the others,
-each failing requirement reports its own failing case with that case's exchanges as evidence, a selection pays
+What must hold (``modmsg.generation.streams.Streams``): one requirement failing never stops the stream judging the
+others, each failing requirement reports its own failing case with that case's exchanges as evidence, a selection pays
 only for the requirements it asks for, and the same seed replays the same stream. A failing case is shrunk for
 its requirement within a bounded budget, never changing a verdict; a request the target drops is MM-ERR-08's
 finding; the replay line names the target, profile, example count and seed.
@@ -23,19 +23,11 @@ from helpers import SuiteRun, run_suite
 
 from modmsg.api import AssistantsApi
 from modmsg.failures import MetadataNotEchoed, NoAnswer, ServerError
-from modmsg.generated import (
-    HYPOTHESIS_BATCH,
-    NO_5XX_REQ,
-    POSITIVE,
-    SHRINK_BUDGET,
-    GeneratedRun,
-    ShrinkBudget,
-    Stream,
-    Streams,
-    batches,
-    load_schema,
-    modify_operation,
-)
+from modmsg.generation.builtin_checks import NO_5XX_REQ, load_schema, modify_operation
+from modmsg.generation.cases import HYPOTHESIS_BATCH, POSITIVE, batches
+from modmsg.generation.run import GeneratedRun
+from modmsg.generation.shrink import SHRINK_BUDGET, ShrinkBudget
+from modmsg.generation.streams import Stream, Streams
 from modmsg.profiles import load_profile
 from modmsg.reference import DEFAULT_BEHAVIOUR, Behaviour, start_server
 from modmsg.transport import Exchange, RequestDropped, Transport, TransportError

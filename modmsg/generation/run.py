@@ -1,0 +1,376 @@
+"""``GeneratedRun``: generated cases against a live message of the run.
+
+It pins the path to that message and the headers to the run's credentials, sends each case through the suite's
+session (evidence recorded with ``Transport.record``), snapshots the message around negative cases, and judges the
+answer; it draws the streams and has their findings shrunk. A request the target drops (``RequestDropped``) is
+MM-ERR-08's finding (``NoAnswer``).
+
+Credentials never enter a generated case: cases carry ``Bearer $MODMSG_API_KEY`` (each secret as the shell
+variable that stands for it) and the real values are substituted only on the wire, so Hypothesis' "Falsifying
+example" output and the evidence cannot show the key, and the curl reproducer (made from the request as sent,
+through the run's redactor) runs as pasted once the variables are set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shlex
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import requests
+from hypothesis import strategies as st
+from schemathesis import APIOperation, Case, GenerationMode
+from schemathesis.errors import FailureGroup
+
+from modmsg.api import AssistantsApi
+from modmsg.failures import Failure, NoAnswer
+from modmsg.generation.builtin_checks import NO_5XX_REQ, checks_for, translate
+from modmsg.generation.cases import (
+    NEGATIVE,
+    POSITIVE,
+    Sent,
+    batches,
+    derive_seed,
+    describe,
+    effective_mode,
+    hypothesis_settings,
+    sent_pairs,
+)
+from modmsg.generation.judges import ACCEPTED, REJECTED, STREAM_JUDGES, Judge
+from modmsg.generation.shrink import SHRINK_BUDGET, ShrinkBudget, fingerprint, shrink_finding
+from modmsg.generation.streams import Drawn, Finding, Stream
+from modmsg.profiles import Profile
+from modmsg.redaction import REDACTED, Redactor
+from modmsg.strategies import MAX_KEYS
+from modmsg.transport import RequestDropped, Transport
+
+
+def with_context(failure: Failure, context: str) -> Failure:
+    detail = f"{failure.detail}\n\n{context}" if failure.detail else context
+    return dataclasses.replace(failure, detail=detail)
+
+
+class _StreamSettled(BaseException):
+    """Ends a stream early. A BaseException, so Hypothesis passes it through instead of shrinking it."""
+
+
+@dataclass
+class GeneratedRun:
+    """Generated cases against one live message (replaced by a fresh one when a valid case needs room)."""
+
+    operation: APIOperation = field(repr=False)
+    transport: Transport = field(repr=False)  # its repr holds the API key
+    api: AssistantsApi = field(repr=False)
+    base_url: str
+    profile: Profile = field(repr=False)
+    message: dict[str, Any]
+    seed: int  # the run's seed: --seed, or the one the plugin drew and recorded in the reports
+    max_examples: int
+    replay_base_url: str | None
+    """The run's --base-url as the user gave it (None: the bundled reference server), for the replay line."""
+    replay_profile: str
+    """The run's --profile as the user gave it (a bundled name or a profile file), for the replay line."""
+    shrink_budget: ShrinkBudget = SHRINK_BUDGET
+    stored_keys: set[str] = field(init=False)
+    """Keys the current message holds, so a valid case can be sent where it fits."""
+    counts: Counter[str] = field(init=False, default_factory=Counter)
+    """Cases sent per mode (shrinking replays included)."""
+    headers: dict[str, str] = field(init=False)
+    """The run's default headers with every secret value masked: what generated cases carry."""
+    _real_headers: dict[str, str] = field(init=False, repr=False)
+    _secret: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.stored_keys = set(self.message.get("metadata") or {})
+        real = self.transport.default_headers()
+        redactor = self.transport.redactor
+        self._real_headers = {name.lower(): value for name, value in real.items()}
+        self._secret = frozenset(name.lower() for name in real if name.lower() in redactor.secret_headers)
+        self.headers = {
+            name: _masked(value, redactor) if name.lower() in self._secret else value for name, value in real.items()
+        }
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"thread_id": self.message["thread_id"], "message_id": self.message["id"]}
+
+    # -- generation ------------------------------------------------------------------------------------
+
+    def strategy(self, mode: GenerationMode) -> st.SearchStrategy[Case]:
+        """Cases whose path and headers are fixed, so every defect of a negative case is in the body."""
+        return self.operation.as_strategy(generation_mode=mode, headers=dict(self.headers), path_parameters=self.ids)
+
+    def draw(self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, shrink: bool) -> None:
+        """``max_examples`` values of ``strategy`` through ``body``, in Hypothesis runs of at most
+        ``HYPOTHESIS_BATCH``; reproducible from the run's seed."""
+        for batch_label, size in batches(self.max_examples, label):
+            self.run_batch(strategy, body, label=batch_label, size=size, shrink=shrink)
+
+    def run_batch(
+        self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, size: int, shrink: bool
+    ) -> None:
+        """One Hypothesis run of ``size`` values seeded from the run's seed and ``label``: the same label draws the
+        same values in the same order, with or without the shrink phase (which only acts once ``body`` raises)."""
+
+        @hypothesis.seed(derive_seed(self.seed, label))
+        @hypothesis_settings(size, shrink=shrink)
+        @hypothesis.given(value=strategy)
+        def example(value: Any) -> None:
+            body(value)
+
+        example()
+
+    def stream(self, mode: GenerationMode, *, label: str, reqs: Collection[str] | None = None) -> Stream:
+        """``max_examples`` cases of ``mode``, each judged for every requirement in ``STREAM_JUDGES[mode]`` (only
+        those in ``reqs`` when given: a selection that judges fewer spends no request on the others, e.g. no
+        snapshot GETs when MM-GEN-02 is not selected).
+
+        Nothing is raised: a requirement's first failing case is kept and the stream goes on judging the others;
+        it ends early only once every requirement has failed. A request the target drops (``RequestDropped``) is
+        MM-ERR-08's finding, and the stream goes on. Then each finding is shrunk for its requirement alone
+        (``shrink.shrink_finding``).
+        """
+        judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
+        stream = Stream(reqs=tuple(j.req for j in judges), seed=self.seed)
+        strategy = self.strategy(mode)
+        with contextlib.suppress(_StreamSettled):
+            for batch, size in batches(self.max_examples, label):
+                self.run_batch(
+                    strategy, self._stream_case(stream, judges, mode, batch, size), label=batch, size=size, shrink=False
+                )
+        for judge in judges:
+            finding = stream.findings.get(judge.req)
+            if finding is not None:
+                stream.findings[judge.req] = shrink_finding(self, finding, judge)
+        return stream
+
+    def _stream_case(
+        self, stream: Stream, judges: Sequence[Judge], mode: GenerationMode, batch: str, size: int
+    ) -> Callable[[Case], None]:
+        """What one Hypothesis run of a stream does with each case: send it once, judge it for every requirement
+        not failed yet, keep each requirement's first failure with where it was drawn."""
+        calls = 0
+
+        def one_case(case: Case) -> None:
+            nonlocal calls
+            calls += 1
+            if stream.settled:
+                raise _StreamSettled
+            active = [judge for judge in judges if judge.req not in stream.findings]
+            with self.transport.recording(forward=True) as case_recorder:
+                try:
+                    failures = list(self.attempt(case, active))
+                except RequestDropped:  # MM-ERR-08 failed already or is not judged: nothing to judge here
+                    failures = []
+            exchanges = case_recorder.snapshot()
+            stream.sent += 1
+            stream.sample = stream.sample or exchanges
+            drawn = self._drawn(case, mode, batch, size, calls) if failures else None
+            for failure in failures:
+                stream.findings[failure.req] = Finding(failure, exchanges, drawn)
+
+        return one_case
+
+    def _drawn(self, case: Case, mode: GenerationMode, batch: str, size: int, call: int) -> Drawn:
+        return Drawn(mode, batch, size, call, fingerprint(case), self.body_bytes(case))
+
+    def within_the_limits(self, metadata: st.SearchStrategy[dict[str, str]], *, label: str) -> None:
+        """Bodies up to every metadata limit (64-code-point keys, 512-code-point values, 16 pairs, wide and
+        astral characters), judged as positive cases: Schemathesis rarely reaches the limits by itself."""
+        self._metadata_cases(
+            metadata.map(lambda values: ("within every limit", values)), POSITIVE, (ACCEPTED,), label=label
+        )
+
+    def one_past_a_limit(self, metadata: st.SearchStrategy[tuple[str, dict[str, object]]], *, label: str) -> None:
+        """Bodies whose only defect is one step past a metadata limit, judged as negative cases: Schemathesis
+        never generates a body whose only defect is 17 keys."""
+        self._metadata_cases(
+            metadata.map(lambda limit: (f"one past the {limit[0]} limit", limit[1])), NEGATIVE, (REJECTED,), label=label
+        )
+
+    def _metadata_cases(
+        self,
+        metadata: st.SearchStrategy[tuple[str, Mapping[str, object]]],
+        mode: GenerationMode,
+        judges: Sequence[Judge],
+        *,
+        label: str,
+    ) -> None:
+        def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
+            what, values = described
+            metadata: dict[str, Any] = dict(values)
+            case = self.operation.Case(
+                body={"metadata": metadata},
+                media_type="application/json",
+                path_parameters=self.ids,
+                headers=dict(self.headers),
+            )
+            self.exercise(case, judges, mode=mode, note=f"metadata {what} (modmsg.strategies)")
+
+        self.draw(metadata, metadata_case, label=label, shrink=True)
+
+    # -- one case --------------------------------------------------------------------------------------
+
+    def pin(self, case: Case) -> None:
+        """Point the case at the live message and give it the run's (masked) credentials.
+
+        Coverage cases are built at collection time, before any fixture, so this happens in the test body.
+        """
+        case.path_parameters = self.ids
+        kept = {k: v for k, v in (case.headers or {}).items() if k.lower() not in self._real_headers}
+        case.headers = {**kept, **self.headers}  # type: ignore[assignment]  # a plain dict, as Schemathesis makes
+
+    def exercise(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> None:
+        """Send one case and raise the first failure of ``judges`` (in their order: the most specific first)."""
+        failure = next(self.attempt(case, judges, mode=mode, note=note), None)
+        if failure is not None:
+            raise failure from None
+
+    def attempt(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> Iterator[Failure]:
+        """Send one case (on the first ``next``) and yield each judge's failure, lazily. A request the target
+        drops while it answers others (``RequestDropped``) is MM-ERR-08's finding when MM-ERR-08 is judged (no
+        other judge can judge a case without an answer), and is raised otherwise."""
+        try:
+            sent = self.send_case(case, judges, mode=mode, note=note)
+        except RequestDropped as dropped:
+            mode = mode or effective_mode(case)
+            self.counts[mode.value] += 1
+            if not any(judge.req == NO_5XX_REQ for judge in judges):
+                raise
+            yield self.no_answer(case, dropped, mode=mode, note=note)
+            return
+        yield from self.failures(sent, judges)
+
+    def no_answer(self, case: Case, dropped: RequestDropped, *, mode: GenerationMode, note: str = "") -> Failure:
+        """MM-ERR-08's failure for a dropped request; the dropped exchange is in the evidence."""
+        if dropped.exchange is not None and dropped.exchange not in self.transport.recorder.snapshot():
+            self.transport.recorder.add(dropped.exchange)
+        failure = NoAnswer(
+            req=NO_5XX_REQ,
+            expected="an HTTP answer that is not a 5xx",
+            received=f"no HTTP response: {self.transport.redactor.text(str(dropped))}",
+        )
+        return with_context(failure, self.context_of(case, mode, note))
+
+    def send_case(
+        self, case: Case, judges: Sequence[Judge], *, mode: GenerationMode | None = None, note: str = ""
+    ) -> Sent:
+        """Pin and send one case, with the message's state around it when a judge needs it."""
+        self.pin(case)
+        mode = mode or effective_mode(case)
+        if mode.is_positive:
+            self._make_room(case)
+        snapshot = mode.is_negative and any(judge.needs_state for judge in judges)
+        before = self.api.fetch_message(**self.ids) if snapshot else None
+        response = self.send(case)
+        after = self.api.fetch_message(**self.ids) if snapshot else None
+        self._note_stored(response, after)
+        self.counts[mode.value] += 1
+        return Sent(case=case, mode=mode, response=response, before=before, after=after, note=note)
+
+    def failures(self, sent: Sent, judges: Sequence[Judge]) -> Iterator[Failure]:
+        """Each judge's failure for one sent case, in the judges' order, with the case's context (what, curl,
+        seed); lazily, so a caller that wants only the first judges no further."""
+        for judge in judges:
+            try:
+                judge.check(sent, self)
+            except Failure as failure:
+                yield with_context(failure, self.context(sent))
+
+    def builtin(self, sent: Sent, req: str) -> None:
+        """Run the built-in checks mapped to ``req`` and translate their FailureGroup."""
+        try:
+            sent.case.validate_response(sent.response, checks=list(checks_for(req)))
+        except FailureGroup as group:
+            failure = translate(group, req=req, response=sent.response)
+            raise dataclasses.replace(failure, detail=self.transport.redactor.text(failure.detail)) from None
+
+    def context(self, sent: Sent) -> str:
+        return self.context_of(sent.case, sent.mode, sent.note)
+
+    def context_of(self, case: Case, mode: GenerationMode, note: str = "") -> str:
+        """What was generated, the curl reproducer (credentials masked twice over) and how to replay the run."""
+        try:
+            # the request as the evidence shows it: secrets as $VARIABLE references, so it runs as pasted
+            curl = self.transport.evidence(self.prepare(case)).curl()
+        except Exception as exc:  # a body curl cannot express must not hide the finding
+            curl = f"(no curl: {type(exc).__name__}; the evidence shows the request)"
+        return "\n".join(
+            (
+                f"Generated: {describe(case, mode, note)}",
+                f"Reproduce: {self.transport.redactor.text(curl)}",
+                f"Replay the run: {self.transport.redactor.text(self.replay_command())}",
+            )
+        )
+
+    def replay_command(self) -> str:
+        """The command that replays this run's generated cases: the target, profile, example count and seed."""
+        target = ("--base-url", self.replay_base_url) if self.replay_base_url else ()
+        options = (*target, "--profile", self.replay_profile, "--max-examples", str(self.max_examples))
+        command = shlex.join(("pytest", "suites/test_generated.py", *options, "--seed", str(self.seed)))
+        return command if self.replay_base_url else f"{command} (bundled reference server)"
+
+    def body_bytes(self, case: Case) -> int | None:
+        """The size of the body ``case`` puts on the wire (0: none; None: the client cannot serialise it)."""
+        try:
+            body = self.prepare(case).body
+        except Exception:  # a body the client cannot serialise is still a case
+            return None
+        if body is None:
+            return 0
+        return len(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass"))
+
+    def fresh_message(self) -> None:
+        """Move on to a fresh message of the same thread."""
+        self.message = self.api.create_message(self.message["thread_id"])
+        self.stored_keys = set(self.message.get("metadata") or {})
+
+    def _make_room(self, case: Case) -> None:
+        """A valid case must not fail because earlier cases filled the message (openai: the merged result
+        is limited to 16 keys), so it goes to a fresh message of the same thread when it would not fit."""
+        if len(self.stored_keys | set(sent_pairs(case))) > MAX_KEYS:
+            self.fresh_message()
+            case.path_parameters = self.ids
+
+    def _note_stored(self, response: requests.Response, after: Mapping[str, Any] | None) -> None:
+        stored: Any = after.get("metadata") if after is not None else None
+        if stored is None and response.status_code == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            stored = body.get("metadata") if isinstance(body, dict) else None
+        if isinstance(stored, dict):
+            self.stored_keys = set(stored)
+
+    # -- the wire --------------------------------------------------------------------------------------
+
+    def send(self, case: Case) -> requests.Response:
+        """Send with the real credentials through the suite's transport; every attempt becomes evidence."""
+        # The transport's own loop: the throttle, connect retries, the 429 budget, causes named in ERRORs.
+        return self.transport.send(self.prepare(case))
+
+    def prepare(self, case: Case) -> requests.PreparedRequest:
+        """The request ``case`` makes, with the real credentials."""
+        kwargs = case.as_transport_kwargs(base_url=self.base_url)
+        kwargs["headers"] = {
+            name: self._real_headers[name.lower()] if name.lower() in self._secret else value
+            for name, value in (kwargs.get("headers") or {}).items()
+        }
+        return self.transport.session.prepare_request(requests.Request(**kwargs))
+
+
+def _masked(value: str, redactor: Redactor) -> str:
+    """A secret header's value as a generated case carries it: each secret as its shell variable reference
+    (``Bearer $MODMSG_API_KEY``), and ``[REDACTED]`` should the value hold no secret the redactor knows."""
+    shown = redactor.reference(value)
+    return shown if shown != value else REDACTED
