@@ -360,11 +360,11 @@ def _make(venv: Path, target: str) -> str:
 def test_make_conformance_installs_runtime_dependencies_and_make_test_adds_the_dev_extra(tmp_path):
     venv = tmp_path / "venv"
     conformance = _make(venv, "conformance")
-    assert "pip install --quiet -e ." in conformance and ".[dev]" not in conformance
+    assert "pip install -qq -e ." in conformance and ".[dev]" not in conformance
     venv.mkdir()
     (venv / ".installed-runtime").touch()  # as `make conformance` leaves it
     assert "pip install" not in _make(venv, "conformance")
-    assert "pip install --quiet -e '.[dev]'" in _make(venv, "test")
+    assert "pip install -qq -e '.[dev]'" in _make(venv, "test")
     (venv / ".installed-dev").touch()
     assert "pip install" not in _make(venv, "test") + _make(venv, "lint")
 
