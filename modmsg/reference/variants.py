@@ -650,8 +650,9 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "parses_any_content_type_as_json",
-        "A handler that reads `json.loads(await request.body())` whatever the Content-Type (the FastAPI/Starlette "
-        "and Express `text()` idiom): a JSON body sent as `text/plain` or a form is applied.",
+        "A handler that parses the body as JSON whatever its Content-Type (Starlette/FastAPI "
+        "`json.loads(await request.body())`, Express `express.text({type: '*/*'})` + `JSON.parse`): a JSON body "
+        "sent as `text/plain` or as a form is applied.",
         ("MM-REQ-09",),
         knobs(require_json_content_type=False),
     ),
