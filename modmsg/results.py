@@ -166,7 +166,7 @@ class RunMeta:
     spec_commit: str
     spec_sha256: str
     profile: str
-    product: str | None  # from the overlay: the product under test, never the overlay's local path
+    product: str | None  # from the deviations file: the product under test, never its local path
     target: str
     seed: int | None
     max_examples: int

@@ -111,3 +111,37 @@ def load_fragment() -> dict[str, Any]:
 def load_overlaid() -> dict[str, Any]:
     """The fragment with spec/overlay.yaml applied: what the generated suite and schema checks use."""
     return apply_overlay(_load(fragment_path()), _load(spec_dir() / OVERLAY))
+
+
+METADATA_SCHEMA = "#/components/schemas/Metadata/anyOf/0"
+
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    """The metadata limits (MM-META-05..08), counted in code points (MM-META-18)."""
+
+    keys: int
+    key_length: int
+    value_length: int
+
+
+def limits_of(document: dict[str, Any]) -> MetadataLimits:
+    """The limits ``document`` (the overlaid spec) states on the Metadata schema; SpecError when it states none."""
+    schema = resolve_pointer(document, METADATA_SCHEMA)
+    try:
+        return MetadataLimits(
+            keys=int(schema["maxProperties"]),
+            key_length=int(schema["propertyNames"]["maxLength"]),
+            value_length=int(schema["additionalProperties"]["maxLength"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(
+            f"{OVERLAY}: the Metadata schema ({METADATA_SCHEMA}) needs maxProperties, propertyNames.maxLength and "
+            "additionalProperties.maxLength"
+        ) from None
+
+
+@cache
+def metadata_limits() -> MetadataLimits:
+    """The metadata limits as spec/overlay.yaml adds them to the vendored fragment: their one source."""
+    return limits_of(load_overlaid())

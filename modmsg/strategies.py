@@ -1,17 +1,19 @@
 """Generated and boundary metadata, shared by the Schemathesis suite and the handwritten tests.
 
 The limits live only in prose in the upstream spec ("Set of 16 key-value pairs … Keys … maximum length of 64
-characters. Values … maximum length of 512 characters", #/components/schemas/Metadata); they are kept here,
-next to the requirements they serve (MM-META-05..08, MM-META-18), and in spec/overlay.yaml.
+characters. Values … maximum length of 512 characters", #/components/schemas/Metadata); spec/overlay.yaml
+states them as schema keywords, and they are read from there (modmsg.spec.metadata_limits), never written twice.
 """
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-MAX_KEYS = 16  # MM-META-05 / MM-META-06
-MAX_KEY_LENGTH = 64  # MM-META-05 / MM-META-07, code points (MM-META-18)
-MAX_VALUE_LENGTH = 512  # MM-META-05 / MM-META-08, code points (MM-META-18)
+from modmsg.spec import metadata_limits
+
+MAX_KEYS = metadata_limits().keys  # MM-META-05 / MM-META-06
+MAX_KEY_LENGTH = metadata_limits().key_length  # MM-META-05 / MM-META-07, code points (MM-META-18)
+MAX_VALUE_LENGTH = metadata_limits().value_length  # MM-META-05 / MM-META-08, code points (MM-META-18)
 
 # One character per UTF-8 width: 1, 2, 3 and 4 bytes (the last is astral: a UTF-16 surrogate pair).
 WIDE_CHARACTERS = {"ascii": "k", "latin": "é", "euro": "€", "astral": "𝄞"}

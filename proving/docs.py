@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from modmsg.paths import REPO_DIR
+from modmsg.reference.variants import VARIANTS, Variant
 from modmsg.requirements import AREA_TITLES, Catalogue, load_catalogue
+from modmsg.testindex import JudgingTest, judging_tests
 
 TARGET = REPO_DIR / "docs" / "requirements.md"
 README = REPO_DIR / "README.md"
@@ -17,7 +21,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(catalogue: Catalogue) -> str:
+def _breakers(req: str, variants: Sequence[Variant]) -> str:
+    """The variants that break ``req``: always (``breaks``), or when generated input reaches it (``generated``)."""
+    names = [f"`{v.name}`" for v in variants if req in v.breaks]
+    names += [f"`{v.name}` (when generated input reaches it)" for v in variants if req in v.generated]
+    return ", ".join(names) or "(none)"
+
+
+def render(
+    catalogue: Catalogue,
+    tests: Mapping[str, Sequence[JudgingTest]] | None = None,
+    variants: Sequence[Variant] = VARIANTS,
+) -> str:
+    """docs/requirements.md; per requirement, the tests that judge it (``@pytest.mark.req``) and the variants
+    that break it (``Variant.breaks`` and ``Variant.generated``)."""
+    tests = judging_tests() if tests is None else tests
     active = catalogue.active()
     lines = [
         "# Requirement reference",
@@ -34,6 +52,9 @@ def render(catalogue: Catalogue) -> str:
         "names RFC 9110.",
         "A requirement with a *when* condition is judged only once that condition occurs in a run; otherwise it",
         "reports SKIP and does not block a claim.",
+        "Per requirement, *judged by* lists the bundled tests marked `@pytest.mark.req` with its id",
+        "(`modmsg/testindex.py`) and *broken by* the reference-server variants whose defect breaks it",
+        "(`modmsg/reference/variants.py`).",
     ]
     for area, title in AREA_TITLES.items():
         entries = [r for r in active if r.area == area]
@@ -56,6 +77,8 @@ def render(catalogue: Catalogue) -> str:
             ]
             if r.when:
                 lines.append(f"- judged when: {r.when}")
+            judged = ", ".join(f"`{t}`" for t in tests.get(r.id, ())) or "(none)"
+            lines += [f"- judged by: {judged}", f"- broken by: {_breakers(r.id, variants)}"]
     retired = [r for r in catalogue if r.retired]
     if retired:
         lines += ["", "## Retired", ""] + [f"- {r.id}: {r.retired}" for r in retired]
@@ -78,6 +101,31 @@ def readme_with_current_table(text: str) -> str:
     head, _, rest = text.partition(TABLE_START)
     _, _, tail = rest.partition(TABLE_END)
     return f"{head}{TABLE_START}\n{config_table()}\n{TABLE_END}{tail}"
+
+
+COUNT = re.compile(r"(<!-- count:(?P<name>[a-z-]+) -->)(?P<text>.*?)(<!-- /count -->)", re.DOTALL)
+
+
+def readme_counts(catalogue: Catalogue, variants: Sequence[Variant] = VARIANTS) -> dict[str, str]:
+    """The README's figures that follow from the data, by the name of their ``<!-- count:NAME -->`` marker."""
+    return {
+        "requirements": f"{len(catalogue.active())} requirements",
+        "variants": f"{len(variants)} variants",
+        "guarantee": f"all {len(variants)} variants are caught",
+    }
+
+
+def readme_with_current_counts(text: str, catalogue: Catalogue | None = None) -> str:
+    """``text`` with every ``<!-- count:NAME -->…<!-- /count -->`` span rewritten from the data."""
+    counts = readme_counts(catalogue or load_catalogue())
+
+    def current(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in counts:
+            raise KeyError(f"README marker count:{name} names no figure; known: {', '.join(counts)}")
+        return f"{match[1]}{counts[name]}{match[4]}"
+
+    return COUNT.sub(current, text)
 
 
 CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
@@ -250,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     CHECKS_DOC.write_text(render_checks(), encoding="utf-8")
     TARGET.parent.mkdir(parents=True, exist_ok=True)
     TARGET.write_text(render(load_catalogue()), encoding="utf-8")
-    README.write_text(readme_with_current_table(README.read_text(encoding="utf-8")), encoding="utf-8")
+    readme = readme_with_current_counts(readme_with_current_table(README.read_text(encoding="utf-8")))
+    README.write_text(readme, encoding="utf-8")
+    from proving.mutation import DOCS_PATH, docs_with_table, variant_table
+
+    DOCS_PATH.write_text(docs_with_table(DOCS_PATH.read_text(encoding="utf-8"), variant_table()), encoding="utf-8")
     print(f"wrote {TARGET.relative_to(Path.cwd()) if TARGET.is_relative_to(Path.cwd()) else TARGET}")
     return 0
 

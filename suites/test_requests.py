@@ -1,4 +1,5 @@
-"""REQ: request handling: unknown fields, malformed and non-object bodies, the beta header, credentials, methods."""
+"""REQ: request handling: unknown fields, malformed and non-object bodies, the request Content-Type, the beta header,
+credentials, methods."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def test_empty_body_is_rejected(api, message, content_type):
 def test_non_object_json_body_is_rejected(api, message, body):
     raw = json.dumps(body).encode()
     send_and_compare(api, message, req="MM-REQ-04", what=f"the JSON body {body!r}", data=raw, headers=JSON)
+
+
+NON_JSON_CONTENT_TYPES = ["text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded"]
+
+
+@pytest.mark.req("MM-REQ-09")
+@pytest.mark.parametrize("content_type", NON_JSON_CONTENT_TYPES)
+def test_valid_json_under_a_non_json_content_type_is_rejected(api, message, content_type):
+    raw = json.dumps(VALID).encode()
+    what = f"a valid JSON body sent as {content_type}"
+    headers = {"Content-Type": content_type}
+    send_and_compare(api, message, req="MM-REQ-09", what=what, statuses=(400, 415), data=raw, headers=headers)
 
 
 @pytest.mark.req("MM-REQ-05")

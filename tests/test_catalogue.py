@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from helpers import REPO
 
@@ -166,3 +169,63 @@ def test_schemathesis_check_tuning_doc_is_current():
     from proving.docs import TUNING_DOC, render_tuning
 
     assert TUNING_DOC.read_text(encoding="utf-8") == render_tuning(), "docs/schemathesis-checks.md is stale"
+
+
+def test_readme_counts_are_current():
+    from proving.docs import COUNT, README, readme_with_current_counts
+
+    text = README.read_text(encoding="utf-8")
+    assert {m["name"] for m in COUNT.finditer(text)} >= {"requirements", "variants", "guarantee"}
+    assert text == readme_with_current_counts(text), "README counts are stale: run make docs"
+
+
+def test_readme_counts_follow_the_catalogue():
+    from proving.docs import readme_with_current_counts
+
+    stale = "<!-- count:requirements -->1 requirements<!-- /count -->"
+    current = readme_with_current_counts(stale)
+    assert current == f"<!-- count:requirements -->{len(load_catalogue().active())} requirements<!-- /count -->"
+
+
+CODE_ROOTS = ("modmsg", "suites", "proving")
+REQ_ID_IN_CODE = re.compile(r"MM-[A-Z]+-\d\d")
+
+
+def ids_in_code(root: Path) -> dict[str, list[str]]:
+    """Requirement id -> the files under ``root``'s code folders that write it."""
+    found: dict[str, list[str]] = {}
+    for folder in CODE_ROOTS:
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in (".py", ".yaml", ".yml", ".toml") and path.is_file():
+                for req in set(REQ_ID_IN_CODE.findall(path.read_text(encoding="utf-8"))):
+                    found.setdefault(req, []).append(str(path.relative_to(root)))
+    return found
+
+
+def test_every_requirement_id_written_in_code_is_active_in_the_catalogue():
+    active = {r.id for r in load_catalogue().active()}
+    stray = {req: files for req, files in ids_in_code(REPO).items() if req not in active}
+    assert not stray, f"requirement ids in code that the catalogue lacks or has retired: {stray}"
+
+
+def test_the_id_scan_finds_an_id_written_anywhere_in_code(tmp_path: Path):
+    (tmp_path / "modmsg" / "checks").mkdir(parents=True)
+    (tmp_path / "modmsg" / "checks" / "x.py").write_text('raise WrongStatus(req="MM-META-99")\n', encoding="utf-8")
+    (tmp_path / "proving").mkdir()
+    (tmp_path / "proving" / "y.yaml").write_text("- MM-FOO-01\n", encoding="utf-8")
+    assert ids_in_code(tmp_path) == {"MM-META-99": ["modmsg/checks/x.py"], "MM-FOO-01": ["proving/y.yaml"]}
+
+
+def test_docs_list_the_tests_and_variants_of_each_requirement():
+    from modmsg.reference.variants import VARIANTS
+    from modmsg.testindex import judging_tests
+
+    text = TARGET.read_text(encoding="utf-8")
+    tests = judging_tests()
+    for requirement in load_catalogue().active():
+        section = text.split(f"### {requirement.id}\n", 1)[1].split("\n### ", 1)[0]
+        for test in tests[requirement.id]:
+            assert f"`{test}`" in section, (requirement.id, test)
+        for variant in VARIANTS:
+            if requirement.id in variant.breaks or requirement.id in variant.generated:
+                assert f"`{variant.name}`" in section, (requirement.id, variant.name)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from modmsg.config import ConfigError, load_config_file, resolve
+from modmsg.deviations import DeviationsError, parse_deviations
 from modmsg.profiles import ProfileError, load_profile, parse_profile
 from modmsg.requirements import load_catalogue
-from modmsg.waivers import WaiverError, parse_overlay
 
 
 def test_defaults_start_the_reference_server():
@@ -111,9 +111,9 @@ def test_unknown_profile_name_is_a_clear_error():
         ({"waivers": [], "extra": 1}, "unknown key"),
     ],
 )
-def test_malformed_overlay_is_a_clear_error(data, message):
-    with pytest.raises(WaiverError, match=message):
-        parse_overlay(data, "overlay.yaml", load_catalogue())
+def test_malformed_deviations_file_is_a_clear_error(data, message):
+    with pytest.raises(DeviationsError, match=message):
+        parse_deviations(data, "deviations.yaml", load_catalogue())
 
 
 def test_requirement_selectors_are_written_as_the_catalogue_writes_them():

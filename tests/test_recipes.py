@@ -32,10 +32,10 @@ from helpers import REPO, run_suite
 
 from modmsg.cli import _parser, _pytest_args
 from modmsg.config import OPTIONS, load_config_file
+from modmsg.deviations import load_deviations
 from modmsg.redaction import SECRET_HEADER_PREFIX
 from modmsg.reference import start_server
 from modmsg.requirements import load_catalogue
-from modmsg.waivers import load_overlay
 
 RECIPES = REPO / "docs" / "recipes"
 GITHUB = RECIPES / "github-actions.yml"
@@ -246,14 +246,14 @@ def test_sample_modmsg_toml_loads_and_agrees_with_the_ci_recipes():
     assert settings["report_dir"] == _github_job()["env"]["MODMSG_REPORT_DIR"]
 
 
-def test_overlay_examples_in_the_recipes_are_valid(tmp_path: Path):
+def test_deviations_file_examples_in_the_recipes_are_valid(tmp_path: Path):
     text = (RECIPES / "README.md").read_text(encoding="utf-8")
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S) if "waivers:" in b]
-    assert blocks, "the recipes show an overlay example"
+    assert blocks, "the recipes show a deviations file example"
     for index, block in enumerate(blocks):
         path = tmp_path / f"overlay{index}.yaml"
         path.write_text(re.sub(r"^ {2}", "", block, flags=re.M))
-        assert load_overlay(str(path), load_catalogue()).waivers
+        assert load_deviations(str(path), load_catalogue()).waivers
 
 
 def test_recipes_readme_links_every_recipe():

@@ -65,3 +65,44 @@ def test_overlay_action_with_a_dangling_target_is_a_clear_error():
 def test_overlay_merges_mappings_and_appends_lists():
     merged = apply_overlay({"a": {"x": 1, "l": [1]}}, {"actions": [{"target": "#/a", "update": {"y": 2, "l": [2]}}]})
     assert merged == {"a": {"x": 1, "y": 2, "l": [1, 2]}}
+
+
+def test_metadata_limits_are_read_from_the_overlay():
+    from modmsg import strategies
+    from modmsg.spec import metadata_limits
+
+    overlaid = resolve_pointer(load_overlaid(), METADATA)
+    limits = metadata_limits()
+    assert (limits.keys, limits.key_length, limits.value_length) == (
+        overlaid["maxProperties"],
+        overlaid["propertyNames"]["maxLength"],
+        overlaid["additionalProperties"]["maxLength"],
+    )
+    assert (
+        limits.keys,
+        limits.key_length,
+        limits.value_length,
+    ) == (strategies.MAX_KEYS, strategies.MAX_KEY_LENGTH, strategies.MAX_VALUE_LENGTH)
+
+
+def test_metadata_limits_follow_an_edited_overlay_and_a_missing_one_is_a_clear_error():
+    from modmsg.spec import MetadataLimits, limits_of
+
+    document = load_overlaid()
+    schema = resolve_pointer(document, METADATA)
+    schema["maxProperties"], schema["propertyNames"]["maxLength"], schema["additionalProperties"]["maxLength"] = (
+        8,
+        32,
+        256,
+    )
+    assert limits_of(document) == MetadataLimits(keys=8, key_length=32, value_length=256)
+    del schema["maxProperties"]
+    with pytest.raises(SpecError, match="maxProperties"):
+        limits_of(document)
+
+
+def test_the_suite_writes_the_metadata_limits_nowhere_but_the_overlay():
+    written = re.compile(r"^MAX_(?:KEYS|KEY_LENGTH|VALUE_LENGTH)\s*=\s*\d", re.MULTILINE)
+    for path in (REPO_DIR / "modmsg").rglob("*.py"):
+        if "reference" not in path.parts:
+            assert not written.search(path.read_text(encoding="utf-8")), path

@@ -649,6 +649,14 @@ VARIANTS: tuple[Variant, ...] = (
         knobs(empty_body_is_empty_object=True),
     ),
     Variant(
+        "parses_any_content_type_as_json",
+        "A handler that parses the body as JSON whatever its Content-Type (Starlette/FastAPI "
+        "`json.loads(await request.body())`, Express `express.text({type: '*/*'})` + `JSON.parse`): a JSON body "
+        "sent as `text/plain` or as a form is applied.",
+        ("MM-REQ-09",),
+        knobs(require_json_content_type=False),
+    ),
+    Variant(
         "non_object_body_crashes",
         "`body.get('metadata')` on a JSON array or string: a non-object body gets 500 instead of 400; a generated "
         "one too, which is neither a 4xx (MM-GEN-02) nor documented (MM-GEN-03).",

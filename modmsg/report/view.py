@@ -58,7 +58,7 @@ def verdict(run: RunResult) -> Verdict:
 
 
 def product(run: RunResult) -> str:
-    """The product under test as the overlay names it ("Acme Gateway 2.1"), or "" without one."""
+    """The product under test as the deviations file names it ("Acme Gateway 2.1"), or "" without one."""
     meta = run.meta
     return " ".join(part for part in (meta.product, meta.product_version) if part)
 

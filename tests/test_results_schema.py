@@ -1,0 +1,85 @@
+"""docs/results.schema.json and the results dataclasses describe one format: neither can gain a field alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from modmsg.paths import REPO_DIR
+from modmsg.results import Claim, Comparison, Outcome, RequirementResult, RunMeta, RunResult, TestRecord
+
+SCHEMA = json.loads((REPO_DIR / "docs" / "results.schema.json").read_text(encoding="utf-8"))
+
+# Written by every run, but optional in the schema so that a results.json written before the field existed
+# (same format, modmsg-results/2) still validates for `modmsg report` and --baseline.
+OPTIONAL_FOR_OLDER_FILES = {("meta", "variables"), ("(root)", "comparison")}
+
+TEST = TestRecord(nodeid="suites/test_x.py::test_y", reqs=("MM-RESP-01",), outcome=Outcome.PASS)
+REQUIREMENT = RequirementResult(
+    id="MM-RESP-01",
+    title="t",
+    level="MUST",
+    area="RESP",
+    statement="s",
+    source="spec",
+    outcome=Outcome.PASS,
+    tests=(TEST,),
+)
+META = RunMeta(
+    suite_version="0",
+    spec_version="2.3.0",
+    spec_commit="c",
+    spec_sha256="s",
+    profile="openai",
+    product=None,
+    target="bundled reference server",
+    seed=1,
+    max_examples=1,
+    started="2026-01-01T00:00:00Z",
+    finished="2026-01-01T00:00:01Z",
+    duration=1.0,
+)
+CLAIM = Claim(level="MUST+SHOULD", complete=True, waivers=0, text="conformant")
+COMPARISON = Comparison(baseline="b", regressions=(), fixes=(), unchanged_failures=())
+RUN = RunResult(meta=META, requirements=(REQUIREMENT,), claim=CLAIM, counts={"PASS": 1}, comparison=COMPARISON)
+
+# (schema location, the dataclass, one instance): the part of results.json each dataclass writes.
+PARTS: list[tuple[str, Any, Any]] = [
+    ("meta", RunMeta, META),
+    ("claim", Claim, CLAIM),
+    ("requirement", RequirementResult, REQUIREMENT),
+    ("test", TestRecord, TEST),
+    ("comparison", Comparison, COMPARISON),
+    ("(root)", RunResult, RUN),
+]
+
+
+def _schema_of(part: str) -> dict[str, Any]:
+    return SCHEMA if part == "(root)" else SCHEMA["$defs"][part]
+
+
+@pytest.mark.parametrize(("part", "cls", "instance"), PARTS, ids=[p[0] for p in PARTS])
+def test_schema_properties_are_exactly_the_keys_the_dataclass_writes(part, cls, instance):
+    schema = _schema_of(part)
+    written = set(instance.as_dict())
+    assert set(schema["properties"]) == written, f"{part}: schema and {cls.__name__}.as_dict() disagree"
+    assert schema.get("additionalProperties") is False, f"{part}: the schema must refuse unknown keys"
+    always = {key for key in written if (part, key) not in OPTIONAL_FOR_OLDER_FILES}
+    assert set(schema.get("required", ())) == always, f"{part}: required keys differ from those always written"
+
+
+@pytest.mark.parametrize(("part", "cls", "instance"), PARTS, ids=[p[0] for p in PARTS])
+def test_every_dataclass_field_is_written(part, cls, instance):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    written = set(instance.as_dict())
+    assert fields <= written, f"{cls.__name__} fields not in results.json: {sorted(fields - written)}"
+
+
+def test_a_written_run_validates_against_the_schema():
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator(SCHEMA).validate(RUN.as_dict())
+    Draft202012Validator(SCHEMA).validate(dataclasses.replace(RUN, comparison=None).as_dict())
