@@ -48,12 +48,11 @@ def _one_line_error(done) -> str:
     return lines[0]
 
 
-def test_unreachable_target_exits_2_quickly_naming_the_url(tmp_path):
-    started = time.monotonic()
+def test_unreachable_target_exits_2_before_collection_naming_the_url(tmp_path):
     done = run_suite(tmp_path, "--base-url", "http://127.0.0.1:9/v1", env={"MODMSG_API_KEY": "sk-x"})
     assert done.exit_code == 2
-    assert time.monotonic() - started < 10
     assert "http://127.0.0.1:9/v1" in _one_line_error_from(done.output)
+    assert "collected" not in done.output and not (tmp_path / "results.json").exists()
 
 
 def _one_line_error_from(output: str) -> str:

@@ -401,9 +401,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "accepts_65_character_key",
         "Key length checked with `> 65`: a 65-character key is stored, in any script (MM-META-18); the generated "
-        "coverage cases send one too (MM-GEN-02).",
+        "coverage cases send one too (MM-GEN-02), and a stored 65-character key echoed in a 200 breaks the "
+        "documented response schema whenever a generated case gets one accepted (MM-GEN-03).",
         ("MM-META-07", "MM-META-18", "MM-GEN-02"),
         knobs(max_key_length=65),
+        generated=("MM-GEN-03",),
     ),
     Variant(
         "accepts_513_character_value",
