@@ -30,8 +30,8 @@ setup: $(DEV)
 conformance: $(RUNTIME)
 	$(BIN)/python -m pytest suites --report-dir $(REPORT_DIR) $(ARGS)
 
-## test: the project's own tests (reference server, suites vs variants, reports, CLI)
-test: $(DEV)
+## test: lint, then the project's own tests (reference server, suites vs variants, reports, CLI)
+test: lint
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile $(ARGS)
 
 ## mutation: the suite and stock Schemathesis against every broken variant; score table, reports/mutation.json
@@ -57,9 +57,12 @@ soak: $(RUNTIME)
 docs: $(RUNTIME)
 	$(BIN)/python -m proving.docs
 
+## lint: ruff, mypy over the package, and the layer contracts of pyproject.toml (import-linter); a few seconds
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy modmsg
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .hypothesis .pytest_cache $(REPORT_DIR)/* *.egg-info

@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from modmsg.reference import DEFAULT_BEHAVIOUR, serve_forever
 
-    behaviour, middleware = DEFAULT_BEHAVIOUR, ()
+    variant = None
     if args.variant:
         from modmsg.reference.variants import get_variant
 
@@ -226,7 +226,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             variant = get_variant(args.variant)
         except KeyError as exc:
             raise CliError(str(exc.args[0])) from None
-        behaviour, middleware = variant.behaviour, variant.middleware
+    behaviour = variant.behaviour if variant is not None else DEFAULT_BEHAVIOUR
+    middleware = variant.middleware if variant is not None else ()
     if args.rate_limit is not None:
         import dataclasses
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
 
+@dataclass_transform(kw_only_default=True, frozen_default=True, eq_default=False)
 def failure(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen, kw-only dataclass that still behaves as a raisable exception.
 
     A plain ``frozen=True`` dataclass refuses the ``__traceback__``/``__notes__`` assignments that
     contextlib, pytest and Hypothesis make on exceptions, so only the declared fields are frozen here.
+    ``dataclass_transform`` tells type checkers so: they see each failure's keyword-only constructor.
     """
     cls = dataclass(frozen=True, kw_only=True, eq=False)(cls)
+    assert dataclasses.is_dataclass(cls)
     names = frozenset(f.name for f in dataclasses.fields(cls))
 
     def __setattr__(self: Any, name: str, value: Any) -> None:
@@ -28,7 +31,7 @@ def failure(cls: type[T]) -> type[T]:
             raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
         object.__setattr__(self, name, value)
 
-    cls.__setattr__ = __setattr__  # type: ignore[assignment]
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign]  # on purpose: see the docstring
     return cls
 
 

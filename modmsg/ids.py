@@ -10,7 +10,7 @@ percent-encoded by :func:`path` (dot segments included), whatever it holds.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from modmsg.failures import UnsafeId
@@ -22,7 +22,7 @@ SIBLINGS_REQ = "MM-RESP-09"
 """The requirement a sibling call breaks with an unusable answer: sibling calls return valid bodies."""
 
 
-def is_safe(value: object) -> bool:
+def is_safe(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 

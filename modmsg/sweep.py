@@ -71,8 +71,8 @@ class Entry:
             return None
         if not isinstance(data, dict) or data.get("event") not in ("created", "deleted", "released"):
             return None
-        fields = [data.get(name) for name in ("run", "thread", "target")]
-        if not all(isinstance(value, str) and value for value in fields):
+        fields = [value for name in ("run", "thread", "target") if isinstance(value := data.get(name), str) and value]
+        if len(fields) != 3:
             return None
         return cls(data["event"], fields[0], fields[1], fields[2], str(data.get("at", "")))
 

@@ -298,7 +298,7 @@ def read_body(response: requests.Response, limit: int | None) -> None:
 
 def _keep(response: requests.Response, chunks: list[bytes]) -> None:
     response._content = b"".join(chunks)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag, absent from its stubs
 
 
 def discard(response: requests.Response) -> None:

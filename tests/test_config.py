@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from modmsg.config import ConfigError, load_config_file, resolve
+from modmsg.config import OPTIONS, ConfigError, load_config_file, resolve
 from modmsg.deviations import DeviationsError, parse_deviations
 from modmsg.profiles import ProfileError, load_profile, parse_profile
 from modmsg.requirements import load_catalogue
@@ -149,4 +150,22 @@ def test_a_refused_secret_is_never_repeated(cli, env, message, secret):
 def test_a_config_file_value_of_the_wrong_type_is_one_sentence(tmp_path, text, message):
     (tmp_path / "modmsg.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):
+        load_config_file(tmp_path)
+
+
+# Options whose parser refuses a value (--req selectors are judged against the catalogue later, by the plugin).
+PARSED = [o for o in OPTIONS if o.kind.what != "a string" and o.name != "requirements"]
+
+
+@pytest.mark.parametrize("option", PARSED, ids=lambda o: o.name)
+def test_an_options_parser_names_the_flag_it_is_declared_with(option):
+    with pytest.raises(ConfigError, match=f"^{re.escape(option.flag)} ") as info:
+        option.value(["not one value"] if option.repeatable else "nonsense")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.name != "api_key"], ids=lambda o: o.name)
+def test_a_config_file_value_is_checked_against_the_kind_its_option_declares(tmp_path, option):
+    (tmp_path / "modmsg.toml").write_text(f"{option.name} = true\n")
+    with pytest.raises(ConfigError, match=f": {option.name} must be {re.escape(option.kind.what)}, not true$"):
         load_config_file(tmp_path)

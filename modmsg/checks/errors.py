@@ -35,7 +35,7 @@ def error_envelope_is_valid(response: requests.Response, *, req: str) -> dict[st
                 problems.append(f"'{key}' missing")
             elif not isinstance(error[key], kinds):
                 problems.append(f"'{key}' is {type(error[key]).__name__}")
-    if problems:
+    if problems or not isinstance(error, dict):
         raise BadErrorEnvelope(
             req=req,
             expected='{"error": {message: str, type: str, param: str|null, code: str|null}}',

@@ -229,7 +229,7 @@ class Api:
         options = {"any_thread": not behaviour.check_message_thread, "persist": behaviour.persist_modify}
         if behaviour.racy_modify:
             racy = self.store.update_message_racy
-            result = await run_in_threadpool(racy, thread_id, message_id, change, **options)
+            result = await run_in_threadpool(lambda: racy(thread_id, message_id, change, **options))
         else:
             result = self.store.update_message(thread_id, message_id, change, **options)
         if result is None:

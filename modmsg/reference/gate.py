@@ -10,9 +10,8 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modmsg.reference.behaviour import Behaviour
 from modmsg.reference.errors import (
@@ -155,7 +154,7 @@ class Guard:
         request_id = ("req_" + secrets.token_hex(16)).encode()
         started = False
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

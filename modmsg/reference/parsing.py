@@ -105,7 +105,7 @@ async def json_object_body(request: Request, behaviour: Behaviour, *, empty_is_o
     return value
 
 
-def reject_unknown(body: JsonObject, allowed: frozenset[str], prefix: str, behaviour: Behaviour) -> None:
+def reject_unknown(body: Mapping[str, Any], allowed: frozenset[str], prefix: str, behaviour: Behaviour) -> None:
     error = first_unknown(body, allowed, prefix, behaviour)
     if error is not None:
         raise RequestFailed(error)
