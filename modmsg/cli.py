@@ -305,22 +305,24 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from modmsg.report import ReportError, rerender
+    from modmsg.report import rerender
+    from modmsg.results_file import ResultsError
 
     if not args.results.is_file():
         raise CliError(f"no results file at {args.results}")
     try:
         for path in rerender(args.results, args.out or args.results.parent):
             print(f"wrote {path}")
-    except ReportError as exc:
+    except ResultsError as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from modmsg.config import ConfigError, load_config_file, resolve
+    from modmsg.ledger import Ledger, ledger_path
     from modmsg.profiles import ProfileError, load_profile
-    from modmsg.sweep import Ledger, ledger_path, sweep
+    from modmsg.sweep import sweep
     from modmsg.transport import Transport
 
     if args.api_key:

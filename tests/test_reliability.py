@@ -35,11 +35,14 @@ from modmsg import cli
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import ConfigError, resolve
-from modmsg.plugin import Interrupts, ThreadFactory, _classify
+from modmsg.ledger import LEDGER_NAME, RUN_TAG, Entry, Ledger
+from modmsg.plugin.interrupts import Interrupts
+from modmsg.plugin.outcomes import classify
+from modmsg.plugin.threads import ThreadFactory
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
-from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
-from modmsg.transport import RateLimitedError, RequestDropped, Throttle, Transport, TransportError, retry_delay
+from modmsg.session import Throttle
+from modmsg.transport import RateLimitedError, RequestDropped, Transport, TransportError, retry_delay
 from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
@@ -312,7 +315,7 @@ def test_a_transport_error_is_classified_error_even_inside_an_exception_group():
         return text.replace(KEY, "[REDACTED]")
 
     for raised in (error, ExceptionGroup("flaky", [error]), ExceptionGroup("two", [ValueError("x"), error])):
-        outcome, failed_req, failure, reason = _classify(raised, redact)
+        outcome, failed_req, failure, reason = classify(raised, redact)
         assert (outcome, failed_req, failure) == (Outcome.ERROR, None, None)
         assert reason.startswith("TransportError:") and "connection reset" in reason and KEY not in reason
 
@@ -435,7 +438,7 @@ def test_429_back_off_is_bounded_in_attempts_and_in_total_wait(plain_server: Ref
 
 
 def test_a_persistent_429_is_an_error_not_a_failure():
-    outcome, _, _, reason = _classify(RateLimitedError("GET http://x/v1/threads/t: still rate limited"), str)
+    outcome, _, _, reason = classify(RateLimitedError("GET http://x/v1/threads/t: still rate limited"), str)
     assert outcome is Outcome.ERROR and reason.startswith("RateLimitedError")
 
 
