@@ -323,7 +323,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from modmsg.ledger import Ledger, ledger_path
     from modmsg.profiles import ProfileError, load_profile
     from modmsg.sweep import sweep
-    from modmsg.transport import Transport
+    from modmsg.target import transport_for
 
     if args.api_key:
         print("modmsg: warning: --api-key shows in the process list; prefer MODMSG_API_KEY", file=sys.stderr)
@@ -340,14 +340,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not ledger.path.is_file():
         print(f"nothing to sweep: no ledger at {ledger.path}")
         return EXIT_OK
-    transport = Transport(
-        base_url=settings.base_url,
-        api_key=settings.api_key,
-        headers=settings.headers,
-        secret_headers=settings.secret_headers,
-        timeout=settings.timeout,
-        beta=beta,
-    )
+    transport = transport_for(settings, settings.base_url, settings.api_key, beta)  # the run's one factory
     # Ledger targets are recorded redacted, exactly as the run's reports show them.
     target = transport.redactor.text(settings.base_url)
     result = sweep(transport, ledger, target, run=args.run, dry_run=args.dry_run)

@@ -621,6 +621,25 @@ def test_a_signal_deferred_during_a_failing_creation_still_interrupts():
         raise TransportError("POST http://127.0.0.1:9/v1/threads: connection reset")
 
 
+def test_sweep_sends_through_the_runs_transport_so_the_size_cap_applies(tmp_path, monkeypatch, capsys):
+    """``modmsg sweep`` builds its transport where the run does (modmsg.target.transport_for): the settings that
+    bound a run's exchanges (here --max-response-size) bound the sweep's too."""
+    with start_server(KEY) as server:
+        api = AssistantsApi(Transport(server.base_url, KEY))
+        run = "modmsg-aaaaaaaaaaaa"
+        big = api.create_thread({RUN_TAG: run, "pad": "x" * 512, "pad2": "y" * 512})["id"]  # getThread > 1 KiB
+        ledger = Ledger(tmp_path / LEDGER_NAME)
+        ledger.append([Entry("created", run, big, server.base_url)])
+        monkeypatch.setenv("MODMSG_API_KEY", KEY)
+        monkeypatch.setenv("MODMSG_MAX_RESPONSE_SIZE", "1KiB")
+        code = cli.main(["sweep", "--base-url", server.base_url, "--ledger", str(ledger.path)])
+        out = capsys.readouterr().out
+        assert code == 1, out
+        assert "kept" in out and "--max-response-size" in out, out
+        assert big in server.thread_ids()  # the answer was cut at the cap, so nothing was deleted on its word
+        assert [entry.thread for entry in ledger.pending()] == [big]
+
+
 def test_sweep_without_a_ledger_or_a_target_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MODMSG_BASE_URL", raising=False)
     monkeypatch.setenv("MODMSG_API_KEY", KEY)
