@@ -13,8 +13,8 @@ import secrets
 import time
 from collections.abc import Callable
 
+from modmsg.evidence import BODY_CAP
 from modmsg.redaction import Redactor
-from modmsg.transport import BODY_CAP
 
 ROUNDS = 7
 CALLS = 50

@@ -8,7 +8,7 @@ from typing import Any
 import requests
 
 from modmsg.ids import checked_id, path
-from modmsg.transport import _UNSET, Transport
+from modmsg.transport import UNSET, Transport
 
 
 class SetupError(Exception):
@@ -80,7 +80,7 @@ class AssistantsApi:
         self,
         thread_id: str,
         message_id: str,
-        body: Any = _UNSET,
+        body: Any = UNSET,
         *,
         data: bytes | str | None = None,
         headers: dict[str, str] | None = None,

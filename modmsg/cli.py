@@ -306,23 +306,25 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from modmsg.report import ReportError, rerender
+    from modmsg.report import rerender
+    from modmsg.results_file import ResultsError
 
     if not args.results.is_file():
         raise CliError(f"no results file at {args.results}")
     try:
         for path in rerender(args.results, args.out or args.results.parent):
             print(f"wrote {path}")
-    except ReportError as exc:
+    except ResultsError as exc:
         raise CliError(str(exc)) from None
     return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from modmsg.config import ConfigError, load_config_file, resolve
+    from modmsg.ledger import Ledger, ledger_path
     from modmsg.profiles import ProfileError, load_profile
-    from modmsg.sweep import Ledger, ledger_path, sweep
-    from modmsg.transport import Transport
+    from modmsg.sweep import sweep
+    from modmsg.target import transport_for
 
     if args.api_key:
         print("modmsg: warning: --api-key shows in the process list; prefer MODMSG_API_KEY", file=sys.stderr)
@@ -339,14 +341,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not ledger.path.is_file():
         print(f"nothing to sweep: no ledger at {ledger.path}")
         return EXIT_OK
-    transport = Transport(
-        base_url=settings.base_url,
-        api_key=settings.api_key,
-        headers=settings.headers,
-        secret_headers=settings.secret_headers,
-        timeout=settings.timeout,
-        beta=beta,
-    )
+    transport = transport_for(settings, settings.base_url, settings.api_key, beta)  # the run's one factory
     # Ledger targets are recorded redacted, exactly as the run's reports show them.
     target = transport.redactor.text(settings.base_url)
     result = sweep(transport, ledger, target, run=args.run, dry_run=args.dry_run)

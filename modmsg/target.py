@@ -20,7 +20,7 @@ import requests
 
 from modmsg.config import ConfigError, Settings
 from modmsg.ids import is_safe, path
-from modmsg.sweep import RUN_TAG
+from modmsg.ledger import RUN_TAG
 from modmsg.transport import RunBudget, Transport, TransportError
 
 

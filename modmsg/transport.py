@@ -1,43 +1,29 @@
-"""The one HTTP client every test uses: timeouts, bounded retries, 429 back-off, evidence capture, redaction."""
+"""The one HTTP client every test uses: timeouts, bounded retries, 429 back-off, the run budget, one resend of a
+dropped request, and evidence of every attempt (:mod:`modmsg.evidence`); the session under it is
+:mod:`modmsg.session`, the bounded wire :mod:`modmsg.wire`."""
 
 from __future__ import annotations
 
 import copy
 import email.utils
 import json as jsonlib
-import re
-import shlex
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
 from modmsg.config import Settings
+from modmsg.evidence import BODY_CAP, Exchange, Recorder, RequestWriter, body_text
 from modmsg.redaction import Redactor, inert
-from modmsg.wire import (
-    BodyTooLarge,
-    BoundedResponse,
-    Deadline,
-    ExchangeTimeout,
-    Watchdog,
-    WireAdapter,
-    read_body,
-)
-from modmsg.wire import current as wire_deadline
+from modmsg.session import GatewayError, Throttle, WireSession
+from modmsg.wire import BodyTooLarge, ExchangeTimeout
 
-if TYPE_CHECKING:
-    from modmsg.recording import RequestLog
-
-BODY_CAP = 16_384
-_UNSET: Any = object()
-
-
-GATEWAY_STATUSES = frozenset({502, 503, 504})
+UNSET: Any = object()
+"""``json=`` not given (``None`` is a JSON body of its own)."""
 
 
 class TransportError(Exception):
@@ -64,209 +50,6 @@ class ResponseTooLarge(TransportError):
 
 class RunBudgetSpent(TransportError):
     """``--max-duration`` is spent: no further request is sent, and what is not judged yet is ERROR."""
-
-
-class GatewayError(requests.RequestException):
-    """A 502/503/504 whose body is not JSON: a proxy or load balancer answered, not the API under test.
-
-    Raised by :class:`WireSession` (so every sender of the session, generated cases included, sees it as a
-    ``requests`` failure); the response is kept as evidence.
-    """
-
-
-class Throttle:
-    """At most ``rate`` request starts per second across all threads (``--rate-limit``); no burst.
-
-    ``clock`` and ``sleep`` are injectable so the schedule can be tested without waiting.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("a throttle needs a positive number of requests per second")
-        self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> float:
-        """Block until this caller may start a request; return how long it waited."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        delay = start - now
-        if delay > 0:
-            self._sleep(delay)
-        return delay
-
-
-class WireSession(requests.Session):
-    """The suite's ``requests.Session``: client-side throttle, bounded exchanges, gateway pages turned into failures.
-
-    Every exchange is bounded (see :mod:`modmsg.wire`): a numeric ``timeout`` is the deadline of the whole exchange
-    (connect, send, the complete answer), at most ``max_response_size`` bytes of a body are read after
-    decompression, redirects are never followed, and the response's ``.json()`` refuses JSON nested deeper than
-    :data:`modmsg.wire.MAX_JSON_DEPTH`.
-    """
-
-    def __init__(self, throttle: Throttle | None = None, max_response_size: int | None = None) -> None:
-        super().__init__()
-        self.throttle = throttle
-        self.max_response_size = max_response_size
-        self.watchdog = Watchdog()
-        adapter = WireAdapter()
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if self.throttle is not None:
-            self.throttle.wait()
-        timeout = kwargs.get("timeout")
-        deadline = Deadline.after(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
-        kwargs.update(stream=True, allow_redirects=False)  # the body is read here, bounded; redirects never followed
-        if deadline is not None:
-            self.watchdog.watch(deadline)
-        try:
-            with wire_deadline(deadline):
-                response = super().send(request, **kwargs)
-                read_body(response, self.max_response_size)
-        except BodyTooLarge:
-            raise
-        except Exception as exc:
-            if deadline is not None and deadline.expired:
-                partial = getattr(exc, "response", None)
-                raise ExchangeTimeout(deadline.seconds, response=partial, request=request) from exc
-            raise
-        finally:
-            if deadline is not None:
-                deadline.finish()
-        if deadline is not None and deadline.expired:  # cut off, yet the parts read looked like a whole answer
-            raise ExchangeTimeout(deadline.seconds, response=response, request=request)
-        response.__class__ = BoundedResponse
-        if response.status_code in GATEWAY_STATUSES and not _is_json(response):
-            status = f"{response.status_code} {response.reason}" if response.reason else str(response.status_code)
-            kind = "an HTML page" if _looks_like_html(response) else "a non-JSON body"
-            raise GatewayError(
-                f"{status} with {kind}: a proxy or gateway answered, not the API under test",
-                response=response,
-                request=request,
-            )
-        return response
-
-
-def _is_json(response: requests.Response) -> bool:
-    try:
-        response.json()
-    except ValueError:
-        return False
-    return True
-
-
-def _looks_like_html(response: requests.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return "html" in content_type or response.text.lstrip()[:1] == "<"
-
-
-def _body_text(body: bytes | str | None, redactor: Redactor) -> tuple[str | None, int]:
-    """The body as evidence: decoded, redacted, and only then cut to ``BODY_CAP`` characters (a secret straddling
-    the cut is redacted whole); and its size in bytes."""
-    if body is None:
-        return None, 0
-    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
-    text = raw[: 4 * (BODY_CAP + redactor.reach)].decode("utf-8", "replace")
-    return redactor.clip(text, BODY_CAP), len(raw)
-
-
-_SKIPPED_IN_CURL = ("content-length", "user-agent", "accept-encoding", "connection", "accept")
-
-
-def shell_word(text: str, variables: Sequence[str] = ()) -> str:
-    """``text`` as one shell word in which ``$NAME`` / ``${NAME}`` for each of ``variables`` expands (the evidence
-    shows a secret as such a reference) and nothing else does: double quotes with ``\\``, ``"``, ``$`` and
-    backtick escaped (or single quotes around the literal parts when a ``!`` could trigger history expansion)."""
-    names = "|".join(re.escape(v) for v in sorted(variables, key=len, reverse=True))
-    pieces = re.split(rf"(\$\{{(?:{names})\}}|\$(?:{names})(?![A-Za-z0-9_]))", text) if names else [text]
-    if len(pieces) == 1:
-        return shlex.quote(text)
-    literals, references = pieces[::2], pieces[1::2]
-    if any("!" in literal for literal in literals):
-        return "".join(
-            (shlex.quote(literal) if literal else "") + (f'"{reference}"' if reference else "")
-            for literal, reference in zip(literals, [*references, ""], strict=True)
-        )
-    escaped = [re.sub(r'([\\"$`])', r"\\\1", literal) for literal in literals]
-    return '"' + "".join(e + r for e, r in zip(escaped, [*references, ""], strict=True)) + '"'
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request and its answer, as evidence: already redacted and truncated."""
-
-    method: str
-    url: str
-    request_headers: tuple[tuple[str, str], ...]
-    request_body: str | None
-    status: int | None
-    response_headers: tuple[tuple[str, str], ...] = ()
-    response_body: str | None = None
-    response_size: int = 0
-    elapsed: float = 0.0
-    error: str | None = None
-    variables: tuple[str, ...] = field(default=(), repr=False)
-    """The shell variables (``MODMSG_API_KEY``...) that stand for secrets in ``request_headers``: not evidence."""
-
-    def curl(self) -> str:
-        """A command that runs as pasted: each secret is a shell variable reference (``$MODMSG_API_KEY``), so the
-        value never shows and a user who has set the variable gets the same answer, not a 401."""
-        parts = ["curl", "-sS", "-X", self.method, shlex.quote(self.url)]
-        for name, value in self.request_headers:
-            if name.lower() in _SKIPPED_IN_CURL:
-                continue
-            parts += ["-H", shell_word(f"{name}: {value}", self.variables)]
-        if self.request_body is not None:
-            parts += ["--data-raw", shlex.quote(self.request_body)]
-        return " ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["variables"]
-        data["request_headers"] = [list(h) for h in self.request_headers]
-        data["response_headers"] = [list(h) for h in self.response_headers]
-        data["curl"] = self.curl()
-        return data
-
-
-@dataclass
-class Recorder:
-    """Collects the exchanges of one test (thread-safe: concurrency tests share it).
-
-    ``limit`` keeps only the newest exchanges, so a long generated test or the session-wide default recorder
-    never grows without bound.
-    """
-
-    limit: int = 256
-    exchanges: deque[Exchange] = field(default_factory=deque)
-    forward: Recorder | None = None
-    """Where every exchange goes as well (the test's recorder, while a block of it is captured separately)."""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, exchange: Exchange) -> None:
-        with self._lock:
-            self.exchanges.append(exchange)
-            while len(self.exchanges) > self.limit:
-                self.exchanges.popleft()
-        if self.forward is not None:
-            self.forward.add(exchange)
-
-    def snapshot(self) -> tuple[Exchange, ...]:
-        with self._lock:
-            return tuple(self.exchanges)
 
 
 def retry_delay(response: requests.Response, attempt: int, now: Callable[[], float] = time.time) -> float:
@@ -341,7 +124,7 @@ class Transport:
     rate_limited: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     sleep: Callable[[float], None] = time.sleep
     """How back-off waits (injectable, so tests of the retry schedule do not sleep)."""
-    request_log: RequestLog | None = None
+    request_log: RequestWriter | None = None
     """``--record-requests``: every attempt is also written, redacted, to this log (for ``bench/``'s replay)."""
     max_response_size: int | None = Settings.max_response_size
     """``--max-response-size``: most bytes read of one answer, after decompression (None: no cap)."""
@@ -394,7 +177,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        json: Any = _UNSET,
+        json: Any = UNSET,
         data: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         without: Sequence[str] = (),
@@ -402,7 +185,7 @@ class Transport:
     ) -> requests.Response:
         """Send one request; ``without`` drops default headers (e.g. Authorization) for negative tests."""
         merged = {k: v for k, v in self.default_headers().items() if k.lower() not in {w.lower() for w in without}}
-        if json is not _UNSET:
+        if json is not UNSET:
             data = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
             merged.setdefault("Content-Type", "application/json")
         merged.update(headers or {})
@@ -537,8 +320,8 @@ class Transport:
         """One exchange as evidence: every field redacted (bodies before they are cut), request headers by value
         (secrets as shell variable references, a deliberately wrong key as sent), response headers also by name."""
         redact = self.redactor
-        request_body, _ = _body_text(prepared.body, redact)
-        response_body, size = _body_text(response.content if response is not None else None, redact)
+        request_body, _ = body_text(prepared.body, redact)
+        response_body, size = body_text(response.content if response is not None else None, redact)
         return Exchange(
             method=prepared.method or "",
             url=redact.text(prepared.url or ""),

@@ -1,4 +1,4 @@
-"""The wire under :class:`modmsg.transport.WireSession`: whatever a target sends, an exchange ends, and stays small.
+"""The wire under :class:`modmsg.session.WireSession`: whatever a target sends, an exchange ends, and stays small.
 
 * **One deadline per exchange.** ``--request-timeout`` bounds connecting, sending and reading the complete answer
   (not each socket read): a :class:`Watchdog` thread per session shuts the exchange's socket down when its

@@ -247,7 +247,7 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
 
 
 def test_a_signal_once_the_interrupt_is_under_way_ends_the_process_at_once():
-    from modmsg.plugin import Interrupts
+    from modmsg.plugin.interrupts import Interrupts
 
     interrupts, ended = Interrupts(), []
     interrupts.exit_now = ended.append  # os._exit in a real run

@@ -33,10 +33,11 @@ from modmsg.checks.errors import error_envelope_is_valid
 from modmsg.checks.response import json_body
 from modmsg.failures import BadErrorEnvelope, NotJson, UnsafeId, UntaggedThread
 from modmsg.ids import path, segment
-from modmsg.plugin import ThreadFactory
+from modmsg.ledger import RUN_TAG, Entry, Ledger
+from modmsg.plugin.threads import ThreadFactory
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.report.text import body as shown_body
-from modmsg.sweep import RUN_TAG, Entry, Ledger, sweep
+from modmsg.sweep import sweep
 from modmsg.transport import (
     RequestDropped,
     ResponseTooLarge,

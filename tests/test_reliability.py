@@ -35,11 +35,14 @@ from modmsg import cli
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import ConfigError, resolve
-from modmsg.plugin import Interrupts, ThreadFactory, _classify
+from modmsg.ledger import LEDGER_NAME, RUN_TAG, Entry, Ledger
+from modmsg.plugin.interrupts import Interrupts
+from modmsg.plugin.outcomes import classify
+from modmsg.plugin.threads import ThreadFactory
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
-from modmsg.sweep import LEDGER_NAME, RUN_TAG, Entry, Ledger
-from modmsg.transport import RateLimitedError, RequestDropped, Throttle, Transport, TransportError, retry_delay
+from modmsg.session import Throttle
+from modmsg.transport import RateLimitedError, RequestDropped, Transport, TransportError, retry_delay
 from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
@@ -312,7 +315,7 @@ def test_a_transport_error_is_classified_error_even_inside_an_exception_group():
         return text.replace(KEY, "[REDACTED]")
 
     for raised in (error, ExceptionGroup("flaky", [error]), ExceptionGroup("two", [ValueError("x"), error])):
-        outcome, failed_req, failure, reason = _classify(raised, redact)
+        outcome, failed_req, failure, reason = classify(raised, redact)
         assert (outcome, failed_req, failure) == (Outcome.ERROR, None, None)
         assert reason.startswith("TransportError:") and "connection reset" in reason and KEY not in reason
 
@@ -435,7 +438,7 @@ def test_429_back_off_is_bounded_in_attempts_and_in_total_wait(plain_server: Ref
 
 
 def test_a_persistent_429_is_an_error_not_a_failure():
-    outcome, _, _, reason = _classify(RateLimitedError("GET http://x/v1/threads/t: still rate limited"), str)
+    outcome, _, _, reason = classify(RateLimitedError("GET http://x/v1/threads/t: still rate limited"), str)
     assert outcome is Outcome.ERROR and reason.startswith("RateLimitedError")
 
 
@@ -616,6 +619,25 @@ def test_a_signal_deferred_during_a_failing_creation_still_interrupts():
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupts.deferred():
         interrupts.handler(signal.SIGTERM, None)
         raise TransportError("POST http://127.0.0.1:9/v1/threads: connection reset")
+
+
+def test_sweep_sends_through_the_runs_transport_so_the_size_cap_applies(tmp_path, monkeypatch, capsys):
+    """``modmsg sweep`` builds its transport where the run does (modmsg.target.transport_for): the settings that
+    bound a run's exchanges (here --max-response-size) bound the sweep's too."""
+    with start_server(KEY) as server:
+        api = AssistantsApi(Transport(server.base_url, KEY))
+        run = "modmsg-aaaaaaaaaaaa"
+        big = api.create_thread({RUN_TAG: run, "pad": "x" * 512, "pad2": "y" * 512})["id"]  # getThread > 1 KiB
+        ledger = Ledger(tmp_path / LEDGER_NAME)
+        ledger.append([Entry("created", run, big, server.base_url)])
+        monkeypatch.setenv("MODMSG_API_KEY", KEY)
+        monkeypatch.setenv("MODMSG_MAX_RESPONSE_SIZE", "1KiB")
+        code = cli.main(["sweep", "--base-url", server.base_url, "--ledger", str(ledger.path)])
+        out = capsys.readouterr().out
+        assert code == 1, out
+        assert "kept" in out and "--max-response-size" in out, out
+        assert big in server.thread_ids()  # the answer was cut at the cap, so nothing was deleted on its word
+        assert [entry.thread for entry in ledger.pending()] == [big]
 
 
 def test_sweep_without_a_ledger_or_a_target_says_so_in_one_line(tmp_path, monkeypatch, capsys):

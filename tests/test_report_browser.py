@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from modmsg.evidence import Exchange
 from modmsg.paths import REPO_DIR
 from modmsg.report import write_reports
 from modmsg.report.browser import dump_dom, find_chromium, render_pdf, render_screenshot
 from modmsg.requirements import load_catalogue
 from modmsg.results import Outcome, RunMeta, RunResult, rollup
 from modmsg.results import TestRecord as Record  # aliased so pytest does not try to collect it
-from modmsg.transport import Exchange
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,

@@ -1,7 +1,7 @@
 """The report writers: every artefact is well-formed, complete, inert under hostile data, and re-renderable.
 
 Runs are built through the real code path: fabricated TestRecords (with evidence in the exact shape of
-``transport.Exchange.as_dict``) rolled up by ``modmsg.results.rollup`` against the real catalogue.
+``evidence.Exchange.as_dict``) rolled up by ``modmsg.results.rollup`` against the real catalogue.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import jsonschema
 import pytest
 from markdown_it import MarkdownIt
 
+from modmsg.evidence import Exchange
 from modmsg.paths import REPO_DIR
-from modmsg.report import ReportError, load_results, rerender, write_reports
+from modmsg.report import rerender, write_reports
 from modmsg.report.badge import badge_for, render_badge, text_width
 from modmsg.report.html import render_html
 from modmsg.report.summary import escape, render_summary
@@ -32,7 +33,8 @@ from modmsg.report.text import BODY_CAP, body, clean
 from modmsg.requirements import Catalogue, Level, load_catalogue
 from modmsg.results import Outcome, RunMeta, RunResult, rollup
 from modmsg.results import TestRecord as Record  # aliased so pytest does not try to collect it
-from modmsg.transport import Exchange, Transport
+from modmsg.results_file import ResultsError, load_results
+from modmsg.transport import Transport
 
 ARTEFACTS = {"results.json", "junit.xml", "summary.md", "report.html", "badge.svg"}
 SCHEMA = json.loads((REPO_DIR / "docs" / "results.schema.json").read_text(encoding="utf-8"))
@@ -56,7 +58,7 @@ def openai_ids(catalogue: Catalogue) -> list[str]:
 def exchange(
     status: int | None = 200, body_text: str | None = '{"id": "msg_1", "metadata": {"a": "b"}}', **fields: Any
 ) -> dict[str, Any]:
-    """Evidence in the real shape: built by transport.Exchange itself."""
+    """Evidence in the real shape: built by evidence.Exchange itself."""
     values: dict[str, Any] = {
         "method": "POST",
         "url": "http://127.0.0.1:8080/v1/threads/thread_1/messages/msg_1",
@@ -542,7 +544,7 @@ def test_rerender_rejects_a_malformed_results_file(tmp_path: Path, mixed: RunRes
         data["requirements"][0]["outcome"] = "MOSTLY\nPASS"
         content = json.dumps(data).encode()
     path.write_bytes(content)
-    with pytest.raises(ReportError) as caught:
+    with pytest.raises(ResultsError) as caught:
         rerender(path, tmp_path / "out")
     message = str(caught.value)
     assert isinstance(caught.value, ValueError)
@@ -552,7 +554,7 @@ def test_rerender_rejects_a_malformed_results_file(tmp_path: Path, mixed: RunRes
 
 
 def test_rerender_reports_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="cannot read"):
+    with pytest.raises(ResultsError, match="cannot read"):
         rerender(tmp_path / "nope.json", tmp_path / "out")
 
 

@@ -30,10 +30,11 @@ import requests
 from helpers import SuiteRun, run_suite
 
 from modmsg.config import Settings, resolve
+from modmsg.evidence import BODY_CAP, Exchange
+from modmsg.ledger import Entry, Ledger
 from modmsg.recording import RequestLog
 from modmsg.redaction import MIN_FRAGMENT, REDACTED, Redactor, inert
-from modmsg.sweep import Entry, Ledger
-from modmsg.transport import BODY_CAP, Exchange, Transport
+from modmsg.transport import Transport
 
 KEY = "sk-proj-" + secrets.token_urlsafe(117)[:156]  # 164 characters, like a real project key
 SECRET = "xs/Very+Secret/Header/Value-" + secrets.token_hex(6)  # 40 characters, with '/' and '+'

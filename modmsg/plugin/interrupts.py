@@ -1,0 +1,128 @@
+"""Ctrl-C and SIGTERM while the run holds threads: an orderly pytest interrupt, deferred while a thread is made."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pytest
+
+
+class Interrupts:
+    """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
+    thread is being created so that its id always reaches the cleanup list and the ledger.
+
+    A second signal while one is deferred interrupts at once. A signal once the interrupt is under way (a second
+    Ctrl-C during cleanup or the reports) ends the process at once and quietly: one line on stderr, exit 128 +
+    the signal number, no traceback; whatever was not yet deleted stays in the ledger for ``modmsg sweep``.
+    Installed only while the run holds threads, and only from the main thread; the previous handlers come back
+    afterwards, unless an interrupt is under way (then a later signal still ends the process quietly).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._critical = 0
+        self._pending: str | None = None
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+        self.console_fd = 2
+        """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
+        pytest's capture has replaced file descriptor 2 while a test runs."""
+        self.received: str | None = None
+        """The first signal's name. Python drops an exception raised where it cannot propagate (a gc callback,
+        a ``__del__``), so the plugin also stops the session at the next test boundary when this is set."""
+
+    def handler(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        with self._lock:
+            self.received = self.received or name
+            again = self._stopping
+            defer = not again and self._critical > 0 and self._pending is None
+            if defer:
+                self._pending = name
+            self._stopping = not defer
+        if again:
+            self.exit_now(signum)
+        if not defer:
+            raise KeyboardInterrupt(f"modmsg: stopped by {name}")
+
+    def exit_now(self, signum: int) -> None:
+        """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
+        interrupt report, a gc callback) and print hundreds of lines of traceback instead of stopping."""
+        name = signal.Signals(signum).name
+        line = f"modmsg: stopped at once by a second {name}; cleanup and reports were cut short\n"
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        with suppress(OSError):
+            os.write(self.console_fd, line.encode())
+        os._exit(128 + signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        with self._lock:
+            self._critical += 1
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._leave()  # a second signal is already interrupting: nothing more to raise
+            raise
+        except BaseException as exc:
+            self._interrupt_if(self._leave(), exc)
+            raise
+        self._interrupt_if(self._leave(), None)
+
+    def _interrupt_if(self, pending: str | None, cause: BaseException | None) -> None:
+        if not pending:
+            return
+        if threading.current_thread() is threading.main_thread():
+            with self._lock:
+                self._stopping = True
+            raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
+        _thread.interrupt_main(signal.SIGINT)
+
+    def _leave(self) -> str | None:
+        """Leave a critical block; the deferred signal's name once the last block is left."""
+        with self._lock:
+            self._critical -= 1
+            pending = self._pending if self._critical == 0 else None
+            if pending:
+                self._pending = None
+            return pending
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        for sig in self.SIGNALS:
+            current = signal.getsignal(sig)
+            if current in (signal.default_int_handler, signal.SIG_DFL):  # never override someone's own handler
+                self._previous[sig] = signal.signal(sig, self.handler)
+        try:
+            yield
+        finally:
+            if not self._stopping:
+                for number, previous in self._previous.items():
+                    signal.signal(number, previous)
+            self._previous.clear()
+
+
+def console_for_interrupts(config: pytest.Config, interrupts: Interrupts) -> None:
+    """A copy of the real stderr (pytest's capture is suspended during configure) for a quiet exit's one line."""
+    console = os.dup(2)
+    interrupts.console_fd = console
+
+    def close() -> None:
+        interrupts.console_fd = 2
+        os.close(console)
+
+    config.add_cleanup(close)

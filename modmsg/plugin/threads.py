@@ -1,0 +1,81 @@
+"""The run's threads: made tagged with the run id, in the ledger the moment they exist, deleted at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modmsg.api import AssistantsApi
+from modmsg.failures import UntaggedThread
+from modmsg.ids import SIBLINGS_REQ
+from modmsg.ledger import RUN_TAG, Ledger
+from modmsg.plugin.interrupts import Interrupts
+from modmsg.transport import TransportError
+
+CLEANUP_GIVE_UP = 3
+"""Consecutive transport failures after which cleanup stops trying; the ledger keeps the rest for a sweep."""
+
+
+@dataclass
+class ThreadFactory:
+    """Creates threads tagged with the run id and deletes every one of them at the end of the session.
+
+    With a ledger (real targets), each id is recorded as soon as the target returns it and each deletion as it
+    happens, so whatever a killed run leaves behind can be found by ``modmsg sweep``.
+    """
+
+    api: AssistantsApi
+    run_id: str
+    created: list[str] = field(default_factory=list)
+    ledger: Ledger | None = None
+    target: str = ""
+    interrupts: Interrupts = field(default_factory=Interrupts)
+
+    def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
+        return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
+
+    def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
+        deleted: without the tag it may be anybody's (:class:`UntaggedThread`, and its id is left alone)."""
+        with self.interrupts.deferred():
+            thread = self.api.create_thread({RUN_TAG: self.run_id, **(metadata or {})})
+            tag = thread.get("metadata", {}).get(RUN_TAG) if isinstance(thread.get("metadata"), dict) else None
+            if tag != self.run_id:
+                raise UntaggedThread(
+                    req=SIBLINGS_REQ,
+                    expected=f"createThread echoes the metadata sent ({RUN_TAG}: {self.run_id})",
+                    received=f"{RUN_TAG}: {tag!r}"[:300],
+                    detail="The suite neither uses nor deletes a thread it cannot show to be its own.",
+                )
+            self.created.append(thread["id"])
+            if self.ledger is not None and isinstance(thread.get("id"), str):
+                self.ledger.created(self.run_id, thread["id"], self.target)
+        return thread
+
+    def cleanup(self) -> tuple[str, ...]:
+        """Delete every thread of the run, newest first; return the ids that could not be deleted.
+
+        After ``CLEANUP_GIVE_UP`` transport failures in a row it stops asking (the target is gone), so a dead
+        target cannot stretch the end of a run; the ledger keeps what is left.
+        """
+        todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
+        self.created.clear()
+        api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
+        left: list[str] = []
+        failures = 0
+        for thread_id in todo:
+            if failures >= CLEANUP_GIVE_UP:
+                left.append(thread_id)
+                continue
+            try:
+                status = api.delete_thread(thread_id).status_code
+            except TransportError:
+                failures += 1
+                left.append(thread_id)
+                continue
+            failures = 0
+            if status not in (200, 404):
+                left.append(thread_id)
+            elif self.ledger is not None:
+                self.ledger.deleted(self.run_id, thread_id, self.target)
+        return tuple(left)

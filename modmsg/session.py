@@ -1,0 +1,134 @@
+"""The suite's ``requests.Session``: a client-side throttle, bounded exchanges, and gateway pages turned into failures.
+
+The bounded reading itself (deadline of the whole exchange, size cap, JSON depth) is :mod:`modmsg.wire`; the
+retries, back-off and evidence around each request are :class:`modmsg.transport.Transport`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from modmsg.wire import (
+    BodyTooLarge,
+    BoundedResponse,
+    Deadline,
+    ExchangeTimeout,
+    Watchdog,
+    WireAdapter,
+    read_body,
+)
+from modmsg.wire import current as wire_deadline
+
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+class GatewayError(requests.RequestException):
+    """A 502/503/504 whose body is not JSON: a proxy or load balancer answered, not the API under test.
+
+    Raised by :class:`WireSession` (so every sender of the session, generated cases included, sees it as a
+    ``requests`` failure); the response is kept as evidence.
+    """
+
+
+class Throttle:
+    """At most ``rate`` request starts per second across all threads (``--rate-limit``); no burst.
+
+    ``clock`` and ``sleep`` are injectable so the schedule can be tested without waiting.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("a throttle needs a positive number of requests per second")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Block until this caller may start a request; return how long it waited."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
+class WireSession(requests.Session):
+    """The suite's ``requests.Session``: client-side throttle, bounded exchanges, gateway pages turned into failures.
+
+    Every exchange is bounded (see :mod:`modmsg.wire`): a numeric ``timeout`` is the deadline of the whole exchange
+    (connect, send, the complete answer), at most ``max_response_size`` bytes of a body are read after
+    decompression, redirects are never followed, and the response's ``.json()`` refuses JSON nested deeper than
+    :data:`modmsg.wire.MAX_JSON_DEPTH`.
+    """
+
+    def __init__(self, throttle: Throttle | None = None, max_response_size: int | None = None) -> None:
+        super().__init__()
+        self.throttle = throttle
+        self.max_response_size = max_response_size
+        self.watchdog = Watchdog()
+        adapter = WireAdapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.throttle is not None:
+            self.throttle.wait()
+        timeout = kwargs.get("timeout")
+        deadline = Deadline.after(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+        kwargs.update(stream=True, allow_redirects=False)  # the body is read here, bounded; redirects never followed
+        if deadline is not None:
+            self.watchdog.watch(deadline)
+        try:
+            with wire_deadline(deadline):
+                response = super().send(request, **kwargs)
+                read_body(response, self.max_response_size)
+        except BodyTooLarge:
+            raise
+        except Exception as exc:
+            if deadline is not None and deadline.expired:
+                partial = getattr(exc, "response", None)
+                raise ExchangeTimeout(deadline.seconds, response=partial, request=request) from exc
+            raise
+        finally:
+            if deadline is not None:
+                deadline.finish()
+        if deadline is not None and deadline.expired:  # cut off, yet the parts read looked like a whole answer
+            raise ExchangeTimeout(deadline.seconds, response=response, request=request)
+        response.__class__ = BoundedResponse
+        if response.status_code in GATEWAY_STATUSES and not _is_json(response):
+            status = f"{response.status_code} {response.reason}" if response.reason else str(response.status_code)
+            kind = "an HTML page" if _looks_like_html(response) else "a non-JSON body"
+            raise GatewayError(
+                f"{status} with {kind}: a proxy or gateway answered, not the API under test",
+                response=response,
+                request=request,
+            )
+        return response
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    return "html" in content_type or response.text.lstrip()[:1] == "<"
