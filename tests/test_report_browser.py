@@ -19,8 +19,9 @@ from modmsg.paths import REPO_DIR
 from modmsg.report import write_reports
 from modmsg.report.browser import dump_dom, find_chromium, render_pdf, render_screenshot
 from modmsg.requirements import load_catalogue
-from modmsg.results import Outcome, RunMeta, RunResult, rollup
+from modmsg.results import Outcome, RunMeta, RunResult
 from modmsg.results import TestRecord as Record  # aliased so pytest does not try to collect it
+from modmsg.rollup import rollup
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,

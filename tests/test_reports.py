@@ -1,7 +1,7 @@
 """The report writers: every artefact is well-formed, complete, inert under hostile data, and re-renderable.
 
 Runs are built through the real code path: fabricated TestRecords (with evidence in the exact shape of
-``evidence.Exchange.as_dict``) rolled up by ``modmsg.results.rollup`` against the real catalogue.
+``evidence.Exchange.as_dict``) rolled up by ``modmsg.rollup.rollup`` against the real catalogue.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from modmsg.report.html import render_html
 from modmsg.report.summary import escape, render_summary
 from modmsg.report.text import BODY_CAP, body, clean
 from modmsg.requirements import Catalogue, Level, load_catalogue
-from modmsg.results import Outcome, RunMeta, RunResult, rollup
+from modmsg.results import Outcome, RunMeta, RunResult
 from modmsg.results import TestRecord as Record  # aliased so pytest does not try to collect it
 from modmsg.results_file import ResultsError, load_results
+from modmsg.rollup import rollup
 from modmsg.transport import Transport
 
 ARTEFACTS = {"results.json", "junit.xml", "summary.md", "report.html", "badge.svg"}

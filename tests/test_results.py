@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from modmsg.requirements import load_catalogue
-from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, rollup, worst
+from modmsg.results import Outcome, RunMeta, RunResult, TestRecord, worst
+from modmsg.rollup import rollup
 
 CATALOGUE = load_catalogue()
 META = RunMeta(

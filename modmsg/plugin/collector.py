@@ -14,7 +14,8 @@ import pytest
 from modmsg import __version__
 from modmsg.plugin.prepare import clear_reports
 from modmsg.plugin.state import RunState
-from modmsg.results import BUNDLED, RunMeta, RunResult, TestRecord, compare, rollup
+from modmsg.results import BUNDLED, RunMeta, RunResult, TestRecord, compare
+from modmsg.rollup import rollup
 from modmsg.spec import spec_info
 
 
