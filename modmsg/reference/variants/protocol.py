@@ -86,8 +86,9 @@ PROTOCOL_VARIANTS: tuple[Variant, ...] = (
     Variant(
         "malformed_json_gets_422",
         "A body that is not JSON, or no body, gets 422 (FastAPI's default) instead of 400; generated malformed "
-        "bodies too (MM-GEN-02), and 422 is not documented (MM-GEN-03).",
-        ("MM-REQ-02", "MM-REQ-03", "MM-GEN-02", "MM-GEN-03"),
+        "bodies too (MM-GEN-02), and 422 is not documented (MM-GEN-03); a JSON body sent as text/plain fails the same "
+        "parse and gets 422 where HTTP asks for 400 or 415 (MM-REQ-09).",
+        ("MM-REQ-02", "MM-REQ-03", "MM-REQ-09", "MM-GEN-02", "MM-GEN-03"),
         knobs(invalid_json_status=422),
     ),
     Variant(
