@@ -54,7 +54,7 @@ def render(
         "reports SKIP and does not block a claim.",
         "Per requirement, *judged by* lists the bundled tests marked `@pytest.mark.req` with its id",
         "(`modmsg/testindex.py`) and *broken by* the reference-server variants whose defect breaks it",
-        "(`modmsg/reference/variants.py`).",
+        "(`modmsg/reference/variants/`).",
     ]
     for area, title in AREA_TITLES.items():
         entries = [r for r in active if r.area == area]
