@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -59,3 +61,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         timeout=timeout,
         check=False,
     )
+
+
+def finished_run(process: subprocess.Popen, report_dir: Path, what: str, timeout: float) -> SuiteRun:
+    """Wait for a suite started in the background (its output in ``report_dir/output.txt``); fail the test, after
+    killing it, when it does not end within ``timeout``."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{what} did not end within {timeout:.0f} s")
+    output = (report_dir / "output.txt").read_text(encoding="utf-8", errors="replace")
+    return SuiteRun(exit_code=process.returncode, output=output, report_dir=report_dir)

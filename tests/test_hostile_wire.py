@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import REPO, SuiteRun
+from helpers import REPO, SuiteRun, finished_run
 
 from modmsg.api import AssistantsApi, SetupError, json_or_none
 from modmsg.checks.errors import error_envelope_is_valid
@@ -276,14 +276,8 @@ class Run:
     proxy: FaultProxy
 
     def wait(self) -> SuiteRun:
-        try:
-            self.process.wait(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"the run against the {self.name} attack did not end within {RUN_TIMEOUT:.0f} s")
-        output = (self.report_dir / "output.txt").read_text(encoding="utf-8", errors="replace")
-        run = SuiteRun(exit_code=self.process.returncode, output=output, report_dir=self.report_dir)
+        run = finished_run(self.process, self.report_dir, f"the run against the {self.name} attack", RUN_TIMEOUT)
+        output = run.output
         for crash in ("Traceback (most recent call last)", "INTERNALERROR", "RecursionError", "MemoryError"):
             assert crash not in output, f"{self.name}: {crash} in the suite's output"
         assert run.exit_code in (0, 1, 2) and (self.report_dir / "results.json").exists(), run.output[-2000:]

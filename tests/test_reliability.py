@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import REPO, SuiteRun
+from helpers import REPO, SuiteRun, finished_run
 
 from modmsg import cli
 from modmsg.api import AssistantsApi
@@ -94,14 +94,7 @@ class Launched:
     signalled: dict[str, Any] = field(default_factory=dict)
 
     def wait(self) -> SuiteRun:
-        try:
-            self.process.wait(timeout=RUN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            pytest.fail(f"background run {self.name} did not finish within {RUN_TIMEOUT:.0f} s")
-        output = (self.report_dir / "output.txt").read_text(encoding="utf-8", errors="replace")
-        return SuiteRun(exit_code=self.process.returncode, output=output, report_dir=self.report_dir)
+        return finished_run(self.process, self.report_dir, f"background run {self.name}", RUN_TIMEOUT)
 
 
 def launch(name: str, root: Path, *args: str, env: dict[str, str] | None = None) -> Launched:
