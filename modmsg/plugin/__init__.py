@@ -108,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         prepared = config.stash.get(PREPARED, None) or prepare(config)  # xdist workers prepare their own
     except SETUP_ERRORS as exc:
-        refuse(inert(str(exc)), None)
+        refuse(str(exc), None)  # refuse makes it inert
     settings, profile = prepared.settings, prepared.profile
     private_hypothesis_home(config)
     worker_input = getattr(config, "workerinput", None) or {}
