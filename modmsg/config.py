@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -46,7 +46,17 @@ from modmsg.values import (
     text_or_none,
 )
 
-__all__ = ["OPTIONS", "ConfigError", "Option", "Settings", "load_config_file", "req_selector", "resolve"]
+__all__ = [
+    "OPTIONS",
+    "ConfigError",
+    "Option",
+    "Settings",
+    "default_settings",
+    "load_config_file",
+    "option_default",
+    "req_selector",
+    "resolve",
+]
 
 T = TypeVar("T")
 
@@ -264,25 +274,28 @@ OPTIONS: tuple[Option[Any], ...] = (
 
 @dataclass(frozen=True)
 class Settings:
-    base_url: str | None = None
-    api_key: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    secret_headers: tuple[str, ...] = DEFAULT_SECRET_HEADERS
-    profile: str = "openai"
-    overlay: str | None = None
-    requirements: tuple[str, ...] = ()
-    timeout: float = 30.0
-    max_response_size: int = 8 * 1024 * 1024
-    max_duration: float = 3600.0
-    rate_limit: float | None = None
-    max_transport_failures: int = 5
-    max_examples: int = 100
-    seed: int | None = None
-    report_dir: Path = field(default_factory=lambda: Path("reports"))
-    baseline: str | None = None
-    record_requests: Path | None = None
-    api_key_env: str | None = None
+    """The run's parsed settings, one field per option of ``OPTIONS`` (and no default of its own: the defaults are
+    the options'; :func:`default_settings` builds a run's settings from them)."""
+
+    base_url: str | None
+    api_key: str | None
+    api_key_env: str | None
     """The variable the key was read from (``--api-key-env``); reproducers reference it. None: MODMSG_API_KEY."""
+    headers: tuple[tuple[str, str], ...]
+    secret_headers: tuple[str, ...]
+    profile: str
+    overlay: str | None
+    requirements: tuple[str, ...]
+    timeout: float
+    max_response_size: int
+    max_duration: float
+    rate_limit: float | None
+    max_transport_failures: int
+    max_examples: int
+    seed: int | None
+    baseline: str | None
+    record_requests: Path | None
+    report_dir: Path
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))
@@ -381,3 +394,14 @@ def resolve(
             "no API key for the target: set MODMSG_API_KEY (or --api-key-env VAR naming a variable that holds it)"
         )
     return Settings(**values)
+
+
+def option_default(name: str) -> Any:
+    """The parsed default of the option ``name``: what a run uses when nothing sets it."""
+    option = next(option for option in OPTIONS if option.name == name)
+    return option.value(option.default)
+
+
+def default_settings(**changes: Any) -> Settings:
+    """The settings of a run nothing configures (every option's default), with ``changes`` applied as given."""
+    return replace(resolve({}, {}, {}), **changes)

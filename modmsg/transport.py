@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from modmsg.config import Settings
+from modmsg.config import Settings, option_default
 from modmsg.evidence import BODY_CAP, Exchange, Recorder, RequestWriter, body_text
 from modmsg.redaction import Redactor, inert
 from modmsg.session import GatewayError, Throttle, WireSession
@@ -126,7 +126,7 @@ class Transport:
     """How back-off waits (injectable, so tests of the retry schedule do not sleep)."""
     request_log: RequestWriter | None = None
     """``--record-requests``: every attempt is also written, redacted, to this log (for ``bench/``'s replay)."""
-    max_response_size: int | None = Settings.max_response_size
+    max_response_size: int | None = option_default("max_response_size")
     """``--max-response-size``: most bytes read of one answer, after decompression (None: no cap)."""
     budget: RunBudget | None = None
     """``--max-duration``: no request starts once it is spent, and none runs past it."""

@@ -169,3 +169,15 @@ def test_a_config_file_value_is_checked_against_the_kind_its_option_declares(tmp
     (tmp_path / "modmsg.toml").write_text(f"{option.name} = true\n")
     with pytest.raises(ConfigError, match=f": {option.name} must be {re.escape(option.kind.what)}, not true$"):
         load_config_file(tmp_path)
+
+
+def test_settings_have_one_field_per_option_and_take_their_defaults_from_the_options():
+    from dataclasses import fields
+
+    from modmsg.config import Settings, default_settings, option_default
+
+    assert [f.name for f in fields(Settings)] == [o.name for o in OPTIONS]
+    defaults = default_settings()
+    for option in OPTIONS:
+        assert getattr(defaults, option.name) == option_default(option.name), option.name
+    assert default_settings(max_examples=7).max_examples == 7

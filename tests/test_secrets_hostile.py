@@ -29,7 +29,7 @@ import pytest
 import requests
 from helpers import SuiteRun, run_suite
 
-from modmsg.config import Settings, resolve
+from modmsg.config import default_settings, resolve
 from modmsg.evidence import BODY_CAP, Exchange
 from modmsg.ledger import Entry, Ledger
 from modmsg.recording import RequestLog
@@ -428,7 +428,7 @@ def test_the_curl_runs_as_pasted_and_never_shows_the_value(redactor: Redactor) -
 
 
 def test_objects_that_hold_a_secret_never_show_it_in_a_repr(redactor: Redactor) -> None:
-    settings = Settings(
+    settings = default_settings(
         base_url="http://127.0.0.1:9/v1",
         api_key=KEY,
         headers=(("X-Secret", SECRET), ("X-Plain", "p")),
