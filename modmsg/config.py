@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from modmsg.values import (
-    DEFAULT_SECRET_HEADERS,
     HEADER_LINES,
     NUMBER,
     RATE,

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from modmsg.config import Settings, option_default
+from modmsg.config import option_default
 from modmsg.evidence import BODY_CAP, Exchange, Recorder, RequestWriter, body_text
 from modmsg.redaction import Redactor, inert
 from modmsg.session import GatewayError, Throttle, WireSession

@@ -130,109 +130,6 @@ def readme_with_current_counts(text: str, catalogue: Catalogue | None = None) ->
 
 CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
 CHECK_MODULES = ("response", "metadata", "errors", "headers", "preconditions")
-# A realistic sample per failure type: (requirement, expected, received) as a failing run would show it.
-FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
-    "WrongStatus": ("MM-REQ-07", "401 for Authorization Bearer <wrong>", '403 application/json: {"error": {…}}'),
-    "NotJson": ("MM-RESP-01", "a JSON body", "200 text/html: <html><body>OK</body></html>"),
-    "SchemaViolation": (
-        "MM-RESP-02",
-        "a body valid against MessageObject",
-        "2 violation(s): at (root): 'attachments' is a required property; at object: 'message' is not one of "
-        "['thread.message']",
-    ),
-    "MissingField": (
-        "MM-RESP-03",
-        "keys incomplete_details, …, metadata present (null when empty)",
-        "missing: incomplete_details, completed_at",
-    ),
-    "WrongValue": ("MM-RESP-04", 'object = "thread.message"', 'object = "message"'),
-    "MetadataNotEchoed": (
-        "MM-META-01",
-        "the modify response to contain 16 pair(s) verbatim",
-        '1 differ: " leading-space" -> "(absent)"',
-    ),
-    "MetadataNotPersisted": (
-        "MM-META-02",
-        "a later getMessage to contain 16 pair(s) verbatim",
-        '16 differ: "Case" -> "(absent)"; …',
-    ),
-    "WrongMetadataSemantics": (
-        "MM-META-04",
-        'merge semantics: {"blank": "", "keep": "1", "overwrite": "new"}',
-        '{"blank": "", "overwrite": "new"}',
-    ),
-    "LimitNotEnforced": ("MM-META-06", "400 for 17 keys", '200 application/json: {"id": "msg_…", …}'),
-    "InvalidRequestAccepted": ("MM-REQ-02", "400 for a truncated body", '200 application/json: {"id": "msg_…", …}'),
-    "WrongTypeAccepted": ("MM-META-09", "400 for the value 2", '200 application/json: {"id": "msg_…", …}'),
-    "UnknownFieldAccepted": (
-        "MM-REQ-01",
-        "400 for the unknown key 'content'",
-        '200 application/json: {"id": "msg_…", …}',
-    ),
-    "MissingBetaHeaderAccepted": ("MM-REQ-05", "400 for OpenAI-Beta None", '200 application/json: {"id": "msg_…", …}'),
-    "CredentialsNotChecked": (
-        "MM-REQ-07",
-        "401 for Authorization Bearer <wrong>",
-        '200 application/json: {"id": "msg_…", …}',
-    ),
-    "MissingResourceAccepted": ("MM-ERR-01", "404 for an unknown thread", '200 application/json: {"id": "msg_…", …}'),
-    "CrossThreadAccess": (
-        "MM-ERR-03",
-        "404 for a message addressed through another thread",
-        '200 application/json: {"id": "msg_…", …}',
-    ),
-    "BoundaryRejected": ("MM-META-05", "200 for 16 keys", '400 application/json: {"error": {…}}'),
-    "PartialWrite": (
-        "MM-META-12",
-        "the message unchanged after the value 42",
-        'metadata: {"before": "seeded"} -> {"before": "seeded", "ok": "applied?"}',
-    ),
-    "FieldChanged": ("MM-RESP-07", "every field except metadata unchanged", "created_at: 1763772000 -> 1763772061"),
-    "LostUpdate": ("MM-META-16", "all 16 concurrently written keys stored", "9 lost: writer-00, writer-03, …"),
-    "BadErrorEnvelope": (
-        "MM-ERR-06",
-        '{"error": {message: str, type: str, param: str|null, code: str|null}}',
-        '\'error\' missing in 400 application/json: {"detail": "invalid metadata"}',
-    ),
-    "WrongErrorCode": (
-        "MM-ERR-07",
-        '{"code": "object_above_max_properties", "param": "metadata", …}',
-        '{"code": null, "param": null, …}',
-    ),
-    "ServerError": ("MM-ERR-08", "a 2xx or 4xx answer to empty key", "500 application/json: {…}"),
-    "SecretEchoed": (
-        "MM-ERR-09",
-        "no credential in the response",
-        "the API key appears in the body (shown redacted in the evidence)",
-    ),
-    "WrongContentType": ("MM-HDR-02", "Content-Type: application/json", "Content-Type: text/html on 400"),
-    "MissingHeader": ("MM-HDR-03", "a non-empty x-request-id header", "headers: content-length, content-type"),
-    "SiblingCallFailed": (
-        "MM-RESP-09",
-        "200 with a JSON object from the sibling call the test stands on",
-        'createMessage answered 500: {"error": …}',
-    ),
-    "NoAnswer": (
-        "MM-ERR-08",
-        "an HTTP answer to every request (the target answered the requests around this one)",
-        "POST …/messages/msg_…: connection closed without a response, twice, while GET …/threads/… answered 404",
-    ),
-    "UnsafeId": (
-        "MM-RESP-09",
-        "createThread returns 'id' as an id of ASCII letters, digits, '_' and '-' (1 to 128 characters)",
-        "id: 'thread_x/../../files/file-victim'",
-    ),
-    "UntaggedThread": (
-        "MM-RESP-09",
-        "createThread echoes the metadata sent (modmsg_run: modmsg-4f0c2a9e1b7d)",
-        "modmsg_run: None",
-    ),
-    "GeneratedCaseFailed": (
-        "MM-GEN-02",
-        "a 4xx error envelope for a schema-violating request",
-        '200 for {"metadata": {"k": 0}}',
-    ),
-}
 
 
 def render_checks() -> str:
@@ -261,7 +158,7 @@ def render_checks() -> str:
     lines += ["## Failures", ""]
     for cname, cls in inspect.getmembers(failures, inspect.isclass):
         if issubclass(cls, failures.Failure) and cls is not failures.Failure:
-            req, expected, received = FAILURE_SAMPLES[cname]
+            req, expected, received = cls.sample
             sample = cls(req=req, expected=expected, received=received)
             lines += [f"### {cname}", "", f"{cls.title}.", "", "```text", str(sample), "```", ""]
     return "\n".join(lines)

@@ -80,3 +80,20 @@ def test_a_schema_failure_shows_at_most_max_violations_and_counts_the_rest():
     assert total > MAX_VIOLATIONS
     assert received.count("; at ") == MAX_VIOLATIONS - 1
     assert received.endswith(f"; and {total - MAX_VIOLATIONS} more")
+
+
+def test_every_failure_type_carries_its_own_sample_for_a_catalogued_requirement():
+    import inspect
+
+    from modmsg import failures
+    from modmsg.requirements import load_catalogue
+
+    ids = {requirement.id for requirement in load_catalogue().requirements}
+    types = [c for _, c in inspect.getmembers(failures, inspect.isclass) if issubclass(c, failures.Failure)]
+    for cls in types:
+        if cls is failures.Failure:
+            continue
+        assert "sample" in vars(cls), f"{cls.__name__} has no sample of its own"
+        req, expected, received = cls.sample
+        assert req in ids and expected and received, cls.__name__
+        assert str(cls(req=req, expected=expected, received=received)).startswith(f"[{req}] {cls.title}")
