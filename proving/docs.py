@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from modmsg import checks
+from modmsg.checks._common import judged_by
 from modmsg.paths import REPO_DIR
 from modmsg.reference.variants import VARIANTS, Variant
 from modmsg.requirements import AREA_TITLES, Catalogue, load_catalogue
@@ -36,6 +38,7 @@ def render(
     """docs/requirements.md; per requirement, the tests that judge it (``@pytest.mark.req``) and the variants
     that break it (``Variant.breaks`` and ``Variant.generated``)."""
     tests = judging_tests() if tests is None else tests
+    declared = checks.declared()
     active = catalogue.active()
     lines = [
         "# Requirement reference",
@@ -53,7 +56,8 @@ def render(
         "A requirement with a *when* condition is judged only once that condition occurs in a run; otherwise it",
         "reports SKIP and does not block a claim.",
         "Per requirement, *judged by* lists the bundled tests marked `@pytest.mark.req` with its id",
-        "(`modmsg/testindex.py`) and *broken by* the reference-server variants whose defect breaks it",
+        "(`modmsg/testindex.py`), *checks declared for it* the checks that judge it whoever calls them",
+        "(`@judges` in `modmsg/checks/`), and *broken by* the reference-server variants whose defect breaks it",
         "(`modmsg/reference/variants/`).",
     ]
     for area, title in AREA_TITLES.items():
@@ -78,7 +82,10 @@ def render(
             if r.when:
                 lines.append(f"- judged when: {r.when}")
             judged = ", ".join(f"`{t}`" for t in tests.get(r.id, ())) or "(none)"
-            lines += [f"- judged by: {judged}", f"- broken by: {_breakers(r.id, variants)}"]
+            lines.append(f"- judged by: {judged}")
+            if r.id in declared:
+                lines.append(f"- checks declared for it: {', '.join(f'`{c}`' for c in declared[r.id])}")
+            lines.append(f"- broken by: {_breakers(r.id, variants)}")
     retired = [r for r in catalogue if r.retired]
     if retired:
         lines += ["", "## Retired", ""] + [f"- {r.id}: {r.retired}" for r in retired]
@@ -129,12 +136,10 @@ def readme_with_current_counts(text: str, catalogue: Catalogue | None = None) ->
 
 
 CHECKS_DOC = REPO_DIR / "docs" / "checks.md"
-CHECK_MODULES = ("response", "metadata", "errors", "headers", "preconditions")
 
 
 def render_checks() -> str:
     """docs/checks.md: every check (name, what it catches) and every failure (title, sample output)."""
-    import importlib
     import inspect
 
     from modmsg import failures
@@ -144,16 +149,17 @@ def render_checks() -> str:
         "",
         "<!-- generated from modmsg/checks and modmsg/failures.py by `make docs`; do not edit by hand -->",
         "",
-        "A check is a plain function that raises a typed failure carrying the requirement id it judges.",
+        "A check is a plain function that raises a typed failure carrying the requirement id it judges. A check",
+        "that judges one requirement whoever calls it declares it (`@judges`, shown after its name); a general",
+        "check judges the requirement its caller names.",
         "",
     ]
-    for name in CHECK_MODULES:
-        module = importlib.import_module(f"modmsg.checks.{name}")
-        lines += [f"## `modmsg.checks.{name}`", "", (module.__doc__ or "").strip().splitlines()[0], ""]
-        for fname, function in inspect.getmembers(module, inspect.isfunction):
-            if function.__module__ == module.__name__ and not fname.startswith("_"):
-                doc = (function.__doc__ or "").strip().splitlines()
-                lines.append(f"- `{fname}`: {doc[0] if doc else ''}")
+    for module in checks.modules():
+        lines += [f"## `{module.__name__}`", "", (module.__doc__ or "").strip().splitlines()[0], ""]
+        for fname, function in checks.public_checks(module):
+            doc = (function.__doc__ or "").strip().splitlines()
+            req = judged_by(function)
+            lines.append(f"- `{fname}`{f' (judges {req})' if req else ''}: {doc[0] if doc else ''}")
         lines.append("")
     lines += ["## Failures", ""]
     for cname, cls in inspect.getmembers(failures, inspect.isclass):

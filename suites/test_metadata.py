@@ -154,8 +154,8 @@ def test_metadata_semantics_follow_the_profile(api, thread, profile):
     mode = profile.settings.metadata_mode
     body = ok_json(modify(api, message, {"metadata": sent}), req="MM-RESP-01")
     metadata_contains(body, sent, req="MM-META-01")  # the answer shows the write at all, before how it merged
-    metadata_follows_mode(before, sent, body, mode=mode, req="MM-META-04")
-    metadata_follows_mode(before, sent, read_back(api, message, sent), mode=mode, req="MM-META-04")
+    metadata_follows_mode(before, sent, body, mode=mode)
+    metadata_follows_mode(before, sent, read_back(api, message, sent), mode=mode)
 
 
 @pytest.mark.req("MM-META-15")
@@ -184,7 +184,7 @@ def test_concurrent_modifies_lose_no_update(api, seeded, profile):
     # is lost to the race, not to a stale read, a lost write or replace semantics.
     plain = {"plain": "write"}
     ok_json(modify(api, seeded, {"metadata": plain}), req="MM-RESP-01")
-    metadata_follows_mode(SEED, plain, read_back(api, seeded, plain), mode="merge", req="MM-META-04")
+    metadata_follows_mode(SEED, plain, read_back(api, seeded, plain), mode="merge")
     writers = MAX_KEYS - len(SEED) - len(plain)
     expected = {f"writer-{i:02d}": f"value-{i}" for i in range(writers)}
     start = threading.Barrier(writers)
@@ -197,7 +197,7 @@ def test_concurrent_modifies_lose_no_update(api, seeded, profile):
         responses = list(pool.map(write, expected))
     for response in responses:
         accepted(response, req="MM-META-16", what=f"one of {writers} concurrent modifies")
-    no_update_lost(fetch(api, seeded), {**SEED, **plain, **expected}, req="MM-META-16")
+    no_update_lost(fetch(api, seeded), {**SEED, **plain, **expected})
 
 
 # ------------------------------------------------------------------------------------------ limits
@@ -283,7 +283,7 @@ def test_merged_total_over_16_keys_is_rejected(api, thread, profile):
         # Accepted: only a merge makes this a limit defect; a target that replaced the map broke MM-META-04.
         after = fetch(api, message).get("metadata") or {}
         if after == sent:
-            metadata_follows_mode(stored, sent, {"metadata": after}, mode="merge", req="MM-META-04")
+            metadata_follows_mode(stored, sent, {"metadata": after}, mode="merge")
     rejected(response, req="MM-META-11", what=what, failure=LimitNotEnforced)
     state_unchanged(before, fetch(api, message), req="MM-META-12", what=what)
 

@@ -229,3 +229,16 @@ def test_docs_list_the_tests_and_variants_of_each_requirement():
         for variant in VARIANTS:
             if requirement.id in variant.breaks or requirement.id in variant.generated:
                 assert f"`{variant.name}`" in section, (requirement.id, variant.name)
+
+
+def test_every_check_that_declares_its_requirement_names_one_a_bundled_test_judges():
+    from modmsg import checks
+    from modmsg.testindex import judging_tests
+
+    declared = checks.declared()
+    active = {requirement.id for requirement in load_catalogue().active()}
+    tests = judging_tests()
+    assert declared, "no check declares its requirement"
+    for req, names in declared.items():
+        assert req in active, (req, names)
+        assert tests.get(req), f"{req} is declared by {names} but no bundled test judges it"

@@ -6,10 +6,14 @@ from typing import Any
 
 import requests
 
-from modmsg.checks._common import dump, excerpt
+from modmsg.checks._common import dump, excerpt, judges
 from modmsg.failures import BadErrorEnvelope, SecretEchoed, ServerError, WrongErrorCode
 
 _UNSET: Any = object()
+
+
+ERROR_CODE_REQ = "MM-ERR-07"
+NO_SECRET_REQ = "MM-ERR-09"
 
 
 def error_envelope_is_valid(response: requests.Response, *, req: str) -> dict[str, Any]:
@@ -44,10 +48,10 @@ def error_envelope_is_valid(response: requests.Response, *, req: str) -> dict[st
     return error
 
 
+@judges(ERROR_CODE_REQ)
 def error_matches(
     response: requests.Response,
     *,
-    req: str,
     type: str = "invalid_request_error",
     code: Any = _UNSET,
     param: Any = _UNSET,
@@ -56,7 +60,7 @@ def error_matches(
     try:
         error = response.json()["error"]
     except (ValueError, KeyError, TypeError):
-        raise WrongErrorCode(req=req, expected="an error envelope", received=excerpt(response)) from None
+        raise WrongErrorCode(req=ERROR_CODE_REQ, expected="an error envelope", received=excerpt(response)) from None
     expected = {"type": type}
     if code is not _UNSET:
         expected["code"] = code
@@ -65,7 +69,7 @@ def error_matches(
     actual = {key: error.get(key) for key in expected}
     if actual != expected:
         raise WrongErrorCode(
-            req=req,
+            req=ERROR_CODE_REQ,
             expected=dump(expected),
             received=dump(actual),
             detail=f"message: {error.get('message')!r}",
@@ -82,14 +86,15 @@ def not_a_server_error(response: requests.Response, *, req: str, what: str = "")
         )
 
 
-def no_secret_echoed(response: requests.Response, secrets: tuple[str, ...], *, req: str) -> None:
+@judges(NO_SECRET_REQ)
+def no_secret_echoed(response: requests.Response, secrets: tuple[str, ...]) -> None:
     """No secret value appears in the body or any header value (the evidence shows it redacted)."""
     haystacks = [response.text, *response.headers.values()]
     for secret in secrets:
         if secret and any(secret in text for text in haystacks):
             where = "body" if secret in response.text else "a header"
             raise SecretEchoed(
-                req=req,
+                req=NO_SECRET_REQ,
                 expected="no credential in the response",
                 received=f"the API key appears in the {where} (shown redacted in the evidence)",
             )

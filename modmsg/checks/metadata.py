@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from modmsg.checks._common import dump, excerpt
+from modmsg.checks._common import dump, excerpt, judges
 from modmsg.failures import (
     BoundaryRejected,
     Failure,
@@ -18,6 +18,9 @@ from modmsg.failures import (
     WrongMetadataSemantics,
     WrongStatus,
 )
+
+MODE_REQ = "MM-META-04"
+NO_LOST_UPDATE_REQ = "MM-META-16"
 
 
 def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,13 +53,13 @@ def expected_after(before: Mapping[str, str] | None, sent: Mapping[str, str], mo
     return {**(before or {}), **sent} if mode == "merge" else dict(sent)
 
 
+@judges(MODE_REQ)
 def metadata_follows_mode(
     before: Mapping[str, str] | None,
     sent: Mapping[str, str],
     after: Mapping[str, Any],
     *,
     mode: str,
-    req: str,
 ) -> None:
     """Under merge the result is before+sent; under replace exactly sent; ``any`` accepts either."""
     actual = after.get("metadata") or {}
@@ -64,7 +67,7 @@ def metadata_follows_mode(
     if any(actual == expected_after(before, sent, m) for m in modes):
         return
     raise WrongMetadataSemantics(
-        req=req,
+        req=MODE_REQ,
         expected=f"{' or '.join(modes)} semantics: {dump(expected_after(before, sent, modes[0]))}",
         received=dump(actual),
         detail=f"before: {dump(before)}\nsent: {dump(dict(sent))}",
@@ -122,13 +125,14 @@ def state_unchanged(before: Mapping[str, Any], after: Mapping[str, Any], *, req:
         )
 
 
-def no_update_lost(final: Mapping[str, Any], expected: Mapping[str, str], *, req: str) -> None:
+@judges(NO_LOST_UPDATE_REQ)
+def no_update_lost(final: Mapping[str, Any], expected: Mapping[str, str]) -> None:
     """Every concurrently written pair is in the final stored metadata."""
     stored = _metadata(final)
     lost = sorted(k for k, v in expected.items() if stored.get(k) != v)
     if lost:
         raise LostUpdate(
-            req=req,
+            req=NO_LOST_UPDATE_REQ,
             expected=f"all {len(expected)} concurrently written keys stored",
             received=f"{len(lost)} lost: {', '.join(lost[:10])}",
         )

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from modmsg.checks._common import dump, excerpt
+from modmsg.checks._common import dump, excerpt, judges
 from modmsg.failures import FieldChanged, MissingField, NotJson, SchemaViolation, WrongStatus, WrongValue
 from modmsg.spec import load_overlaid
 
@@ -29,6 +29,11 @@ CLOCK_WINDOW = 86_400
 ROOT = "urn:modmsg:spec"
 MAX_VIOLATIONS = 20
 VIOLATION_CHARS = 200
+
+
+NULLABLE_REQ = "MM-RESP-03"
+CREATED_AT_REQ = "MM-RESP-06"
+UNCHANGED_FIELDS_REQ = "MM-RESP-07"
 
 
 @cache
@@ -87,12 +92,13 @@ def matches_schema(body: Any, schema_name: str, *, req: str) -> None:
         )
 
 
-def nullable_fields_are_present(body: Mapping[str, Any], *, req: str) -> None:
+@judges(NULLABLE_REQ)
+def nullable_fields_are_present(body: Mapping[str, Any]) -> None:
     """Every nullable MessageObject field is present (null when empty), never omitted."""
     missing = [name for name in NULLABLE_FIELDS if name not in body]
     if missing:
         raise MissingField(
-            req=req,
+            req=NULLABLE_REQ,
             expected=f"keys {', '.join(NULLABLE_FIELDS)} present (null when empty)",
             received=f"missing: {', '.join(missing)}",
             detail=f"body: {dump(body)}",
@@ -106,24 +112,26 @@ def field_equals(body: Mapping[str, Any], name: str, expected: Any, *, req: str)
         raise WrongValue(req=req, expected=f"{name} = {dump(expected)}", received=f"{name} = {received}")
 
 
-def created_at_is_unix_seconds(body: Mapping[str, Any], *, req: str, now: float | None = None) -> None:
+@judges(CREATED_AT_REQ)
+def created_at_is_unix_seconds(body: Mapping[str, Any], *, now: float | None = None) -> None:
     """``created_at`` is an integer within a day of the suite's clock (seconds, not ms)."""
     value = body.get("created_at")
     now = time.time() if now is None else now
     if isinstance(value, bool) or not isinstance(value, int) or abs(value - now) > CLOCK_WINDOW:
         raise WrongValue(
-            req=req,
+            req=CREATED_AT_REQ,
             expected=f"created_at an integer within a day of {int(now)} (Unix seconds)",
             received=f"created_at = {dump(value)}",
         )
 
 
-def only_metadata_changed(before: Mapping[str, Any], after: Mapping[str, Any], *, req: str) -> None:
+@judges(UNCHANGED_FIELDS_REQ)
+def only_metadata_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
     """Every field except ``metadata`` is the same before and after a modify."""
     changed = sorted(k for k in set(before) | set(after) if k != "metadata" and before.get(k) != after.get(k))
     if changed:
         raise FieldChanged(
-            req=req,
+            req=UNCHANGED_FIELDS_REQ,
             expected="every field except metadata unchanged",
             received="; ".join(f"{k}: {dump(before.get(k))} -> {dump(after.get(k))}" for k in changed),
         )
