@@ -121,3 +121,30 @@ def test_reports_name_the_command_that_replays_the_run(tmp_path: Path) -> None:
     assert f"replay: {replay}" in done.output
     assert replay in (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert replay in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_wrong_setting_clears_the_report_directory_that_modmsg_toml_names(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    TARGET = "http://127.0.0.1:9/v1"  # nothing listens: a wrong setting
+    (tmp_path / "modmsg.toml").write_text('report_dir = "published"\n', encoding="utf-8")
+    published = tmp_path / "published"
+    published.mkdir()
+    for name in ARTEFACTS:
+        (published / name).write_text("an earlier green run\n", encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider", "--base-url", TARGET],
+        cwd=tmp_path,
+        env={**clean, "MODMSG_API_KEY": KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert _publishable(published) == []

@@ -123,6 +123,10 @@ def clear_reports(report_dir: Path) -> None:
 
 
 def report_dir_hint(config: pytest.Config) -> Path:
-    """Where the reports of this run would go, when the settings as a whole could not be read."""
-    raw = config.getoption("modmsg_report_dir") or os.environ.get("MODMSG_REPORT_DIR") or "reports"
-    return Path(str(raw))
+    """Where the reports of this run would go, when the settings as a whole could not be read: the option, its
+    variable, modmsg.toml (when that file can be read), the default."""
+    raw = config.getoption("modmsg_report_dir") or os.environ.get("MODMSG_REPORT_DIR")
+    if not raw:
+        with contextlib.suppress(ConfigError):
+            raw = load_config_file(Path.cwd()).get("report_dir")
+    return Path(str(raw or next(option.default for option in OPTIONS if option.name == "report_dir")))
