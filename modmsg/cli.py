@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from modmsg import __version__
-from modmsg.config import OPTIONS
+from modmsg.config import OPTIONS, Option
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 EXAMPLES = {
@@ -68,6 +68,18 @@ def _workers(text: str) -> int:
     return count
 
 
+def _add_option(parser: argparse.ArgumentParser, option: Option[Any], help: str) -> None:
+    """A command's flag for ``option``; unset stays None, so resolve() applies env, modmsg.toml and the default."""
+    parser.add_argument(
+        option.flag,
+        dest=option.name,
+        metavar=option.metavar,
+        default=None,
+        action="append" if option.repeatable else "store",
+        help=f"{help} [env {option.env}]",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modmsg",
@@ -86,14 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     for option in OPTIONS:
-        run.add_argument(
-            option.flag,
-            dest=option.name,
-            metavar=option.metavar,
-            default=None,
-            action="append" if option.repeatable else "store",
-            help=f"{option.help} [env {option.env}]",
-        )
+        _add_option(run, option, option.help)
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression (test names, ids, levels)")
     run.add_argument("--workers", type=_workers, default=None, metavar="N", help="parallel workers (pytest-xdist)")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="further arguments for pytest, after --")
@@ -157,15 +162,7 @@ def _parser() -> argparse.ArgumentParser:
         "report_dir": "Report directory of those runs; the ledger is DIR/.modmsg-threads.jsonl.",
     }
     for name in ("base_url", "api_key", "api_key_env", "headers", "secret_headers", "profile", "timeout", "report_dir"):
-        option = by_name[name]
-        sweep.add_argument(
-            option.flag,
-            dest=option.name,
-            metavar=option.metavar,
-            default=None,
-            action="append" if option.repeatable else "store",
-            help=f"{sweep_help.get(name, option.help)} [env {option.env}]",
-        )
+        _add_option(sweep, by_name[name], sweep_help.get(name, by_name[name].help))
     sweep.add_argument(
         "--ledger", type=Path, default=None, help="ledger file (default: REPORT_DIR/.modmsg-threads.jsonl)"
     )
