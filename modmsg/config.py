@@ -259,6 +259,16 @@ OPTIONS: tuple[Option[Any], ...] = (
         parse=output_directory,
         metavar="DIR",
     ),
+    Option(
+        "sign_key",
+        "--sign-key",
+        "MODMSG_SIGN_KEY",
+        None,
+        "Ed25519 private key (PEM, unencrypted) that signs the run's claim record: claim.json.sig beside the "
+        "reports, checked by `modmsg verify DIR --public-key PATH`.",
+        parse=text_or_none,
+        metavar="PATH",
+    ),
 )
 
 
@@ -283,6 +293,8 @@ class Settings:
     record_requests: Path | None = None
     api_key_env: str | None = None
     """The variable the key was read from (``--api-key-env``); reproducers reference it. None: MODMSG_API_KEY."""
+    sign_key: str | None = None
+    """The private key file that signs the claim record; neither the key nor its path goes into any artefact."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))
