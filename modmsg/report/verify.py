@@ -144,10 +144,26 @@ def outcome_problems(source: str, said: Mapping[str, str], run: RunResult) -> li
     return problems
 
 
-def _differs(source: str, what: str, said: Any, expected: Any) -> list[str]:
+def _differs(source: str, what: str, said: Any, expected: Any, verb: str = "is") -> list[str]:
     if said == expected:
         return []
-    return [f"{source} says {what} is {_shown(said)}; results.json makes it {_shown(expected)}"]
+    return [f"{source} says {what} {verb} {_shown(said)}; results.json makes {'them' if verb == 'are' else 'it'} "
+            f"{_shown(expected)}"]  # fmt: skip
+
+
+def _listed_problems(source: str, said: Mapping[str, str], expected: Mapping[str, str], run: RunResult) -> list[str]:
+    """The failing requirements a report lists (id -> outcome) against those results.json has."""
+    outcomes = {r.id: r.outcome.value for r in run.requirements}
+    problems = []
+    for req_id, outcome in expected.items():
+        if req_id not in said:
+            problems.append(f"{source} does not list {req_id} among the failing, which results.json has as {outcome}")
+        elif said[req_id] != outcome:
+            problems.append(f"{source} lists {req_id} as {_shown(said[req_id])}; results.json says {outcome}")
+    for req_id in sorted(said.keys() - expected.keys()):
+        has = f"has it as {outcomes[req_id]}" if req_id in outcomes else "does not have it"
+        problems.append(f"{source} lists {req_id} among the failing, as {_shown(said[req_id])}; results.json {has}")
+    return problems
 
 
 # ------------------------------------------------------------------------------------------------- claim
@@ -262,11 +278,12 @@ def summary_problems(path: Path, run: RunResult) -> list[str]:
     waived = tuple(r.id for r in run.requirements if r.outcome is Outcome.WAIVED)[:MAX_LISTED]
     found = _differs(path.name, "the claim", facts.label, view.verdict(run).label)
     found += _differs(path.name, "the claim's text", facts.claim, escape(run.claim.text, 300))
-    found += _differs(path.name, "the counts of the All row", dict(facts.counts), view.state_counts(run.requirements))
+    counts = view.state_counts(run.requirements)
+    found += _differs(path.name, "the counts of the All row", dict(facts.counts), counts, verb="are")
     found += _differs(path.name, "the number of failing requirements", facts.failing_total, len(failing))
-    found += _differs(path.name, "the failing requirements", facts.failing, listed)
+    found += _listed_problems(path.name, dict(facts.failing), dict(listed), run)
     found += _differs(path.name, "the number not listed", facts.more, max(0, len(failing) - MAX_LISTED))
-    return found + _differs(path.name, "the waived requirements", facts.waived, waived)
+    return found + _differs(path.name, "the waived requirements", facts.waived, waived, verb="are")
 
 
 def badge_problems(path: Path, run: RunResult) -> list[str]:
