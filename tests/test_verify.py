@@ -391,3 +391,11 @@ def test_clear_reports_removes_the_bundle_too(tmp_path: Path) -> None:
         (tmp_path / name).write_text("x", encoding="utf-8")
     clear_reports(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".modmsg-threads.jsonl"]
+
+
+def test_re_rendering_in_place_says_the_bundle_no_longer_matches(failing: SuiteRun, tmp_path: Path, capsys) -> None:
+    directory = copy_of(failing, tmp_path)
+    assert main(["report", str(directory / "results.json")]) == 0
+    assert "the re-rendered files no longer match it" in capsys.readouterr().out
+    code, lines = verify(directory, capsys=capsys)
+    assert code == 1 and "report.html does not match its sha256 in SHA256SUMS: its bytes changed after the run" in lines
