@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +313,22 @@ def test_a_report_row_edited_to_pass_is_caught(failing: SuiteRun, tmp_path: Path
     assert code == 1 and lines[:-1] == ["report.html says MM-META-01 is PASS; results.json says FAIL"], lines
 
 
+def test_a_requirement_section_edited_to_pass_is_caught(failing: SuiteRun, tmp_path: Path, capsys) -> None:
+    """The open section of a failing requirement in report.html made to read PASS; its table row left alone."""
+    directory = copy_of(failing, tmp_path)
+    page = (directory / "report.html").read_text(encoding="utf-8")
+    start = page.index('<details class="req req-fail" id="req-MM-META-02"')
+    end = page.index("</h4>", start)
+    forged = page[start:end].replace("req-fail", "req-pass").replace("state-fail", "state-pass").replace("FAIL", "PASS")
+    (directory / "report.html").write_text(page[:start] + forged + page[end:], encoding="utf-8")
+    reseal(directory)
+    code, lines = verify(directory, capsys=capsys)
+    assert code == 1
+    assert lines[:-1] == [
+        "report.html's own section for each requirement says MM-META-02 is PASS; results.json says FAIL"
+    ], lines
+
+
 # ------------------------------------------------------------------------------------------------ signatures
 
 
@@ -399,3 +416,15 @@ def test_re_rendering_in_place_says_the_bundle_no_longer_matches(failing: SuiteR
     assert "the re-rendered files no longer match it" in capsys.readouterr().out
     code, lines = verify(directory, capsys=capsys)
     assert code == 1 and "report.html does not match its sha256 in SHA256SUMS: its bytes changed after the run" in lines
+
+
+def test_a_run_that_signs_nothing_never_imports_cryptography(failing: SuiteRun) -> None:
+    """The bundle is written and verified without loading the signing library (it is imported only for a key)."""
+    code = (
+        "import sys; from pathlib import Path; from modmsg.report.verify import verify_bundle; "
+        "import modmsg.plugin, modmsg.report.bundle; "
+        f"assert verify_bundle(Path({str(failing.report_dir)!r})).ok; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -95,28 +95,41 @@ def read_badge(path: Path) -> BadgeFacts:
 
 @dataclass
 class _Row:
+    """One requirement as the page shows it: its id and every state its markup names (class and visible text)."""
+
     req_id: str = ""
     states: set[str] = field(default_factory=set)
 
 
+def _suffixed(words: list[str], prefix: str) -> set[str]:
+    return {w.removeprefix(prefix).upper() for w in words if w.startswith(prefix) and w != "req-quiet"}
+
+
 class _ReportPage(HTMLParser):
-    """Collects the claim section's status and label and the state of every row of the requirement tables."""
+    """Collects the claim section's status and label, the state of every row of the requirement tables, and the
+    state of every requirement's own section (its class and the state in its title)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.status: str | None = None
         self.label: str | None = None
         self.rows: list[_Row] = []
+        self.sections: list[_Row] = []
         self._verdict: list[str] | None = None
-        self._row: _Row | None = None
-        self._capture: str | None = None  # "id" or "state": the text being read inside the current row
+        self._row: _Row | None = None  # the table row being read
+        self._section: _Row | None = None  # the requirement section whose title state is being looked for
+        self._capture: str | None = None  # "id" or "state": the text being read
         self._buffer: list[str] = []
         self._depth = 0  # spans opened inside the state span being read
         self._in_matrix = False
 
+    @property
+    def _holder(self) -> _Row | None:
+        return self._row if self._row is not None else self._section
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = dict(attrs).get("class", "") or ""
-        words = classes.split()
+        attributes = dict(attrs)
+        words = (attributes.get("class") or "").split()
         if tag == "section" and "claim" in words:
             self.status = next((w.removeprefix("claim-") for w in words if w.startswith("claim-")), None)
         elif tag == "p" and "verdict" in words:
@@ -124,13 +137,15 @@ class _ReportPage(HTMLParser):
         elif tag == "table":
             self._in_matrix = "matrix" in words
         elif tag == "tr" and self._in_matrix:
-            self._row = _Row(states={w.removeprefix("row-").upper() for w in words if w.startswith("row-")})
+            self._row = _Row(states=_suffixed(words, "row-"))
+        elif tag in ("details", "article") and (attributes.get("id") or "").startswith("req-"):
+            self._section = _Row(str(attributes["id"]).removeprefix("req-"), _suffixed(words, "req-"))
         elif self._row is not None and tag == "a" and "id" in words:
             self._capture, self._buffer = "id", []
         elif self._capture == "state" and tag == "span":
             self._depth += 1
-        elif self._row is not None and tag == "span" and "state" in words:
-            self._row.states |= {w.removeprefix("state-").upper() for w in words if w.startswith("state-")}
+        elif self._holder is not None and tag == "span" and "state" in words:
+            self._holder.states |= _suffixed(words, "state-")
             self._capture, self._buffer, self._depth = "state", [], 0
 
     def handle_endtag(self, tag: str) -> None:
@@ -145,14 +160,23 @@ class _ReportPage(HTMLParser):
             self._row = None
         elif self._capture == "state" and tag == "span" and self._depth:
             self._depth -= 1
-        elif self._row is not None and self._capture and tag in ("a", "span"):
-            text = "".join(self._buffer).split()
-            if self._capture == "id" and tag == "a":
-                self._row.req_id = " ".join(text)
-                self._capture = None
-            elif self._capture == "state" and tag == "span" and text:
-                self._row.states.add(text[-1])
-                self._capture = None
+        elif self._capture == "id" and tag == "a" and self._row is not None:
+            self._row.req_id = " ".join("".join(self._buffer).split())
+            self._capture = None
+        elif self._capture == "state" and tag == "span":
+            self._end_state()
+
+    def _end_state(self) -> None:
+        text = "".join(self._buffer).split()
+        holder = self._holder
+        self._capture = None
+        if holder is None:
+            return
+        if text:
+            holder.states.add(text[-1])
+        if holder is self._section:  # a section's first state is its title's: the rest is evidence
+            self.sections.append(holder)
+            self._section = None
 
     def handle_data(self, data: str) -> None:
         if self._verdict is not None:
@@ -161,12 +185,20 @@ class _ReportPage(HTMLParser):
             self._buffer.append(data)
 
 
+def _states(rows: list[_Row]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """id -> state for rows that name one state, and the ids of rows whose markup names several."""
+    return {r.req_id: next(iter(r.states)) for r in rows if len(r.states) == 1}, tuple(
+        r.req_id for r in rows if len(r.states) != 1
+    )
+
+
 @dataclass(frozen=True)
 class HtmlFacts:
     status: str | None  # the claim section's claim-… class
     label: str | None  # the verdict line after "Claim: "
-    outcomes: Mapping[str, str]
-    mixed: tuple[str, ...]  # rows whose class, state class and state text disagree
+    outcomes: Mapping[str, str]  # from the requirement tables' rows
+    sections: Mapping[str, str]  # from each requirement's own section
+    mixed: tuple[str, ...]  # requirements whose row or section names two different states
 
 
 def read_html(path: Path) -> HtmlFacts:
@@ -175,9 +207,9 @@ def read_html(path: Path) -> HtmlFacts:
     page.close()
     if page.status is None and not page.rows:
         raise ReadbackError(f"{path.name} is not a modmsg report page (no claim section, no requirement table)")
-    outcomes = {row.req_id: next(iter(row.states)) for row in page.rows if len(row.states) == 1}
-    mixed = tuple(row.req_id for row in page.rows if len(row.states) != 1)
-    return HtmlFacts(page.status, page.label, outcomes, mixed)
+    outcomes, mixed_rows = _states(page.rows)
+    sections, mixed_sections = _states(page.sections)
+    return HtmlFacts(page.status, page.label, outcomes, sections, tuple(dict.fromkeys(mixed_rows + mixed_sections)))
 
 
 @dataclass(frozen=True)

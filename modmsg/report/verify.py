@@ -267,8 +267,9 @@ def html_problems(path: Path, run: RunResult) -> list[str]:
     verdict = view.verdict(run)
     found = _differs(path.name, "the claim status", facts.status, verdict.key)
     found += _differs(path.name, "the claim", facts.label, verdict.label)
-    found += [f"{path.name} shows {_shown(i)} with two different states in its row" for i in facts.mixed]
-    return found + outcome_problems(path.name, facts.outcomes, run)
+    found += [f"{path.name} shows {_shown(i)} with two different states" for i in facts.mixed]
+    found += outcome_problems(path.name, facts.outcomes, run)
+    return found + outcome_problems(f"{path.name}'s own section for each requirement", facts.sections, run)
 
 
 def summary_problems(path: Path, run: RunResult) -> list[str]:
