@@ -25,6 +25,10 @@ from helpers import SuiteRun, run_cli, run_suite
 from modmsg.cli import main
 from modmsg.reference.variants import get_variant
 from modmsg.report import ARTEFACTS, SIGNED, clear_reports
+from modmsg.report.bundle import Provenance, write_bundle
+from modmsg.report.signing import SigningError
+from modmsg.report.verify import verify_bundle
+from modmsg.results_file import load_results
 
 KEY = "sk-modmsg-verify-0123456789abcdef"
 REPORTS = ("results.json", "junit.xml", "summary.md", "report.html", "badge.svg")
@@ -360,6 +364,21 @@ def test_a_resealed_claim_no_longer_matches_its_signature(signed: SuiteRun, keys
     assert code == 1
     assert any(line.startswith("claim.json says the seed is") for line in lines)
     assert any(line.startswith("claim.json.sig is not a valid signature") for line in lines)
+
+
+def test_write_bundle_loads_the_key_before_writing_anything(failing: SuiteRun, keys: Keys, tmp_path: Path) -> None:
+    """A key gone bad by the end of a run leaves no half bundle; a good one signs what verify then accepts."""
+    directory = copy_of(failing, tmp_path)
+    for name in ("claim.json", "SHA256SUMS"):
+        (directory / name).unlink()
+    run = load_results(directory / "results.json")
+    origin = Provenance(commit=None, modified=None, inputs=())
+    with pytest.raises(SigningError, match="cannot be read"):
+        write_bundle(run, directory, origin, tmp_path / "gone.pem")
+    assert sorted(p.name for p in directory.iterdir()) == sorted(REPORTS)
+    written = write_bundle(run, directory, origin, keys.private)
+    assert [p.name for p in written] == ["claim.json", "claim.json.sig", "SHA256SUMS"]
+    assert verify_bundle(directory, keys.public).signature == "valid"
 
 
 # ------------------------------------------------------------------------------------------------ wrong input
