@@ -28,6 +28,8 @@ EXAMPLES = {
     "variants": "examples:\n  modmsg variants",
     "sweep": "examples:\n  MODMSG_API_KEY=sk-... modmsg sweep --base-url https://staging.example/v1\n"
     "  modmsg sweep --base-url https://staging.example/v1 --ledger ci-reports/.modmsg-threads.jsonl --dry-run",
+    "verify": "examples:\n  modmsg verify reports/\n  modmsg verify published/ --public-key vendor-ed25519.pub.pem\n"
+    "  (cd reports && sha256sum -c SHA256SUMS)",
 }
 
 
@@ -168,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--run", default=None, metavar="RUN_ID", help="only the threads of this run (modmsg-...)")
     sweep.add_argument("--dry-run", action="store_true", help="check and list, delete nothing")
+    verify = commands.add_parser(
+        "verify",
+        help="check a published report directory: manifest, claim record and every report agree with results.json",
+        description="Checks the claim bundle every run writes beside its reports: each artefact matches its sha256 in "
+        "SHA256SUMS, and claim.json, junit.xml, report.html, summary.md and badge.svg say what results.json says "
+        "(claim and one outcome per requirement). With --public-key, claim.json.sig must be a valid Ed25519 "
+        "signature of claim.json (runs signed with --sign-key). Exit codes: 0 the bundle verifies, 1 one line per "
+        "discrepancy, 2 no such directory, no bundle in it, or an unusable public key.",
+        epilog=EXAMPLES["verify"],
+        formatter_class=formatter,
+    )
+    verify.add_argument("directory", type=Path, metavar="DIR", help="the report directory of a run")
+    verify.add_argument(
+        "--public-key", type=Path, default=None, metavar="PATH", help="Ed25519 public key (PEM) of the claim's signer"
+    )
     for command in commands.choices.values():
         command.set_defaults(command_parser=command)  # main() names its options when one is mistyped
     return parser
@@ -308,11 +325,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.results.is_file():
         raise CliError(f"no results file at {args.results}")
+    out = args.out or args.results.parent
     try:
-        for path in rerender(args.results, args.out or args.results.parent):
+        for path in rerender(args.results, out):
             print(f"wrote {path}")
     except ResultsError as exc:
         raise CliError(str(exc)) from None
+    if (out / "SHA256SUMS").is_file():  # the run's bundle vouches for the run's bytes, not for these
+        print(f"note: {out / 'SHA256SUMS'} lists the run's own reports; the re-rendered files no longer match it")
     return EXIT_OK
 
 
@@ -358,6 +378,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_FAIL
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from modmsg.redaction import inert
+    from modmsg.report.verify import BundleError, verify_bundle
+
+    try:
+        result = verify_bundle(args.directory, args.public_key)
+    except BundleError as exc:
+        raise CliError(str(exc)) from None
+    where = inert(str(args.directory))
+    for problem in result.problems:
+        print(inert(problem))
+    if not result.ok:
+        print(f"modmsg verify: {where} does not verify: {len(result.problems)} discrepancy(ies)", file=sys.stderr)
+        return EXIT_FAIL
+    signed = {"valid": "signature valid", "not checked": "signed (give --public-key to check it)"}
+    print(
+        f"{where}: {len(result.listed)} artefacts match SHA256SUMS; the claim record and the reports say what "
+        f"results.json says; {signed.get(result.signature, 'not signed')}"
+    )
+    print(f"claim: {inert(result.claim)}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "serve": cmd_serve,
@@ -365,6 +408,7 @@ COMMANDS = {
     "variants": cmd_variants,
     "report": cmd_report,
     "sweep": cmd_sweep,
+    "verify": cmd_verify,
 }
 
 

@@ -268,6 +268,16 @@ OPTIONS: tuple[Option[Any], ...] = (
         parse=output_directory,
         metavar="DIR",
     ),
+    Option(
+        "sign_key",
+        "--sign-key",
+        "MODMSG_SIGN_KEY",
+        None,
+        "Ed25519 private key (PEM, unencrypted) that signs the run's claim record: claim.json.sig beside the "
+        "reports, checked by `modmsg verify DIR --public-key PATH`.",
+        parse=text_or_none,
+        metavar="PATH",
+    ),
 )
 
 
@@ -295,6 +305,8 @@ class Settings:
     baseline: str | None
     record_requests: Path | None
     report_dir: Path
+    sign_key: str | None
+    """The private key file that signs the claim record; neither the key nor its path goes into any artefact."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))

@@ -133,7 +133,7 @@ def test_cli_serve_rejects_an_unknown_variant():
 
 
 def test_every_command_has_help_with_examples():
-    for command in ("run", "serve", "requirements", "variants", "report"):
+    for command in ("run", "serve", "requirements", "variants", "report", "verify"):
         done = run_cli(command, "--help")
         assert done.returncode == 0 and "examples:" in done.stdout, command
 

@@ -3,6 +3,7 @@ along as ``modmsg.bundled`` (pyproject.toml), so ``pip install`` + ``modmsg run`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -42,3 +43,9 @@ def test_the_wheel_runs_the_suite_from_anywhere(tmp_path: Path) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     for name in ("results.json", "report.html", "junit.xml", "summary.md", "badge.svg"):
         assert (elsewhere / "reports" / name).is_file(), name
+    # The claim bundle of a wheel's run: no git checkout to name a commit (null, never the enclosing repo's), and
+    # it verifies with the wheel's own `modmsg verify`.
+    claim = json.loads((elsewhere / "reports" / "claim.json").read_text(encoding="utf-8"))
+    assert claim["predicate"]["modmsg"]["suite"]["commit"] is None
+    verified = _run("-m", "modmsg.cli", "verify", "reports", cwd=elsewhere, env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

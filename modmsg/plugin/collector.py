@@ -60,8 +60,29 @@ class Collector:
         from modmsg.report import write_reports
 
         state.written = write_reports(run, state.settings.report_dir)
+        if not self._write_bundle(run):
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if run.failed else pytest.ExitCode.OK
+
+    def _write_bundle(self, run: RunResult) -> bool:
+        """The claim record and manifest beside the reports. A signing key that cannot be used any more (it was
+        checked at the start) leaves nothing to publish: a claim asked to be signed is never published unsigned."""
+        from modmsg.report.bundle import provenance, write_bundle
+        from modmsg.report.signing import SigningError
+
+        state = self.state
+        sign_key = Path(state.settings.sign_key) if state.settings.sign_key else None
+        try:
+            origin = provenance(state.profile, state.overlay)
+            state.written += write_bundle(run, state.settings.report_dir, origin, sign_key)
+        except SigningError as exc:
+            clear_reports(state.settings.report_dir)
+            state.written, state.result = (), None
+            state.stopped_early = f"modmsg: {exc}; no reports were kept"
+            return False
+        return True
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.state.result

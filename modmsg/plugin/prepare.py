@@ -55,7 +55,19 @@ def prepare(config: pytest.Config) -> Prepared:
     profile = load_profile(settings.profile)
     overlay = load_deviations(settings.overlay, catalogue) if settings.overlay else None
     baseline = load_baseline(settings, profile) if settings.baseline else None
+    if settings.sign_key:
+        check_sign_key(settings.sign_key)
     return Prepared(settings, catalogue, profile, overlay, baseline)
+
+
+def check_sign_key(path: str) -> None:
+    """--sign-key must name a readable Ed25519 private key before anything runs, not after a long run."""
+    from modmsg.report.signing import SigningError, load_signing_key
+
+    try:
+        load_signing_key(Path(path))
+    except SigningError as exc:
+        raise ConfigError(f"--sign-key: {exc}") from None
 
 
 def probe_target(prepared: Prepared) -> None:

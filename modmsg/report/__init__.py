@@ -11,17 +11,22 @@ import json
 from pathlib import Path
 
 from modmsg.report.badge import write_badge
+from modmsg.report.bundle import CLAIM, MANIFEST, SIGNATURE
 from modmsg.report.html import write_html
 from modmsg.report.junit import write_junit
 from modmsg.report.summary import write_summary
 from modmsg.results import RunResult
 from modmsg.results_file import load_results
 
-ARTEFACTS = ("results.json", "junit.xml", "summary.md", "report.html", "badge.svg")
-"""What a run writes into its report directory; a new run removes exactly these first."""
+ARTEFACTS = ("results.json", "junit.xml", "summary.md", "report.html", "badge.svg", CLAIM, MANIFEST)
+"""What every run writes into its report directory: the five reports, then the claim record and the manifest
+(:mod:`modmsg.report.bundle`); a new run removes exactly these first, and the signature a signed run adds."""
+SIGNED = (SIGNATURE,)
+"""Written only with --sign-key; removed with the other artefacts."""
 
 __all__ = [
     "ARTEFACTS",
+    "SIGNED",
     "clear_reports",
     "rerender",
     "write_reports",
@@ -54,7 +59,7 @@ def rerender(results_json: Path, out_dir: Path) -> tuple[Path, ...]:
 def clear_reports(directory: Path) -> None:
     """Remove the artefacts an earlier run left in ``directory`` (only those: the thread ledger and anything
     else stay), so a run that ends without a verdict leaves nothing stale for CI to publish."""
-    for name in ARTEFACTS:
+    for name in (*ARTEFACTS, *SIGNED):
         path = directory / name
         if path.is_file() or path.is_symlink():
             path.unlink()
