@@ -88,7 +88,7 @@ def _reexec_in_netns(argv: Sequence[str]) -> int:
 def install(selected: Sequence[products.Product], home: Path) -> None:
     for product in selected:
         product.install(product.home(home))
-        print(f"matrix: {product.name}: {product.package} {product.version(product.home(home))}", flush=True)
+        print(f"matrix: {product.name}: {product.version(product.home(home))} installed", flush=True)
 
 
 def run_all(selected: Sequence[products.Product], home: Path, settings: harness.Settings) -> None:
