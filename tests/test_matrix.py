@@ -117,11 +117,16 @@ def test_rows_keep_the_evidence_and_an_attribution_field_of_results_json():
 
 def test_the_rendered_matrix_names_versions_commit_seed_and_every_cell():
     control = _run("reference", {"MM-A": "PASS", "MM-B": "PASS"}, version="modmsg 0.1.0")
-    gateway = _run("gateway", {"MM-A": "FAIL", "MM-B": "PASS"}, version="9.8.7 <beta>")
+    gateway = _run("gateway", {"MM-A": "FAIL", "MM-B": "PASS"}, version="9.8.7 <beta>", note="stopped early: no answer")
+    gateway = replace(gateway, counts={"PASS": 1, "FAIL": 1})
     matrix = cells.build([control, gateway])
     text = render.markdown(matrix, {"gateway": "recipes/gateway-x.md"})
     assert "`abc123`" in text and "seed `7`" in text and "`--max-examples 10`" in text
     assert "| Gateway (`gateway`) | 9.8.7 <beta> |" in text and "modmsg 0.1.0" in text
+    assert (
+        "| 1 PASS, 1 FAIL (stopped early: no answer); 1 introduced | none | [gateway-x.md](recipes/gateway-x.md) |"
+        in text
+    )
     assert "| MM-A title of MM-A | MUST | PASS | **FAIL · introduced** |" in text
     assert "| MM-B title of MM-B | MUST | PASS | PASS · none |" in text
     assert "| MM-A | FAIL · introduced | evidence MM-A |" in text and "(recipes/gateway-x.md)" in text
@@ -251,3 +256,25 @@ def test_every_product_is_pinned_exactly():
     assert lock["packages"][f"node_modules/{products.PRISM_PACKAGE}"]["version"] == version
     assert products.PRODUCTS[0].name == cells.CONTROL
     assert ".matrix/" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def test_inside_the_matrix_network_namespace_the_watch_sees_an_outbound_attempt():
+    from proving.matrix.__main__ import netns_available
+
+    if not netns_available():
+        pytest.skip("no unprivileged network namespace here (unshare -rn)")
+    probe = (
+        "import socket, time\n"
+        "from proving.matrix.harness import watching\n"
+        "seen = set()\n"
+        "with watching(seen):\n"
+        "    s = socket.socket(); s.setblocking(False); s.connect_ex(('192.0.2.1', 443)); time.sleep(0.3); s.close()\n"
+        "print(sorted(seen))\n"
+    )
+    script = 'ip link set lo up && ip route add default dev lo && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-rn", "sh", "-c", script, "sh", sys.executable, "-c", probe],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['192.0.2.1:443/tcp']"  # TEST-NET-1: nothing leaves the namespace anyway

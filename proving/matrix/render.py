@@ -86,12 +86,17 @@ def markdown(matrix: Matrix, findings_docs: Mapping[str, str]) -> str:
         "",
     ]
     out += [f"- {fact}" for fact in _header_facts(matrix)]
-    out += ["", "| product | exact version | run (UTC) | result | findings |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "| product | exact version | run (UTC) | result | outbound seen | findings |",
+        "|---|---|---|---|---|---|",
+    ]
     for run in matrix.runs:
         doc = findings_docs.get(run.product, "")
         link = f"[{doc.rsplit('/', 1)[-1]}]({doc})" if doc else ""
+        summary = _md(_run_summary(run, matrix))
         out.append(
-            f"| {run.title} (`{run.product}`) | {run.version} | {run.date} | {_run_summary(run, matrix)} | {link} |"
+            f"| {run.title} (`{run.product}`) | {run.version} | {run.date} | {summary} | {_contacts(run)} | {link} |"
         )
     out += ["", "Attributions: " + "; ".join(f"**{a}**: {m}" for a, m in ATTRIBUTION_MEANING.items()) + ".", ""]
     out += ["## Matrix", ""]
