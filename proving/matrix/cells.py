@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASSING = frozenset({"PASS"})
-# BLOCKED and ERROR count as not passing: through a product they mean the product stopped the requirement from
-# being judged (a precondition it broke, or no answer at all), which the control did not.
-NOT_PASSING = frozenset({"FAIL", "BLOCKED", "ERROR"})
+FAILING = frozenset({"FAIL"})
+# Only a judged requirement is attributed. BLOCKED (a precondition failed first) and ERROR (no answer) say nothing
+# about the requirement itself, as everywhere in the suite, so they are ``unknown``: the cell of the precondition
+# that blocked them carries the attribution.
+NOT_PASSING = frozenset({"FAIL", "BLOCKED", "ERROR"})  # the outcomes that get a line of evidence
 ATTRIBUTIONS = ("introduced", "inherited", "masked", "none", "unknown")
 CONTROL = "reference"
 
@@ -26,8 +28,8 @@ def attribute(product: str, control: str) -> str:
     """The attribution of a product's outcome given the control's (the upstream run directly, same seed).
 
     fails through the product and passes on the control: ``introduced``; fails on both: ``inherited``; passes
-    through the product and fails on the control: ``masked``; passes on both: ``none``; anything else (a SKIP, a
-    waiver, a requirement one side did not judge): ``unknown``.
+    through the product and fails on the control: ``masked``; passes on both: ``none``; anything else (BLOCKED,
+    ERROR, SKIP, WAIVED, NOT RUN on either side: a requirement one side did not judge): ``unknown``.
     """
     product_passes = _verdict(product)
     control_passes = _verdict(control)
@@ -41,7 +43,7 @@ def attribute(product: str, control: str) -> str:
 def _verdict(outcome: str) -> bool | None:
     if outcome in PASSING:
         return True
-    if outcome in NOT_PASSING:
+    if outcome in FAILING:
         return False
     return None
 

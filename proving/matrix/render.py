@@ -14,7 +14,7 @@ ATTRIBUTION_MEANING = {
     "inherited": "fails through the product and on the reference server directly",
     "masked": "passes through the product, fails on the reference server directly",
     "none": "passes through the product and on the reference server directly",
-    "unknown": "not comparable (skipped, waived or not judged on one side)",
+    "unknown": "not judged on one side (BLOCKED by a failed precondition, ERROR, SKIP, WAIVED, NOT RUN)",
 }
 
 
@@ -36,7 +36,8 @@ def _header_facts(matrix: Matrix) -> list[str]:
         "same seed); the suite in these runs had no `--upstream-url`"
     )
     return [
-        f"suite commit `{alignment.suite_commit}` (the last commit changing `modmsg/`, `suites/`, `spec/`)",
+        f"suite commit `{alignment.suite_commit}` "
+        "(the last commit changing `modmsg/`, `suites/`, `spec/` or `pyproject.toml`)",
         f"profile `{alignment.profile}`, seed `{alignment.seed}`, `--max-examples {alignment.max_examples}`, "
         f"`--request-timeout {REQUEST_TIMEOUT:g}`, `--max-transport-failures {MAX_TRANSPORT_FAILURES}` for every run",
         f"runs dated {span} (UTC)",
