@@ -53,7 +53,7 @@ def _run(product: str, outcomes: dict[str, str], alignment: Alignment = ALIGNED,
         Row(req, f"title of {req}", "MUST", outcome, "" if outcome == "PASS" else f"evidence {req}")
         for req, outcome in outcomes.items()
     )
-    values: dict[str, object] = dict(version="1.2.3", date="2026-11-29T20:00:00+00:00", isolation="netns")
+    values: dict[str, object] = dict(version="1.2.3", date="2026-11-29T20:00:00+00:00", isolation="netns", watched=True)
     values.update(fields)
     return Run(product, product.title(), alignment=alignment, rows=rows, **values)  # type: ignore[arg-type]
 
@@ -131,6 +131,8 @@ def test_the_rendered_matrix_names_versions_commit_seed_and_every_cell():
     assert "| MM-A title of MM-A | MUST | PASS | **FAIL · introduced** |" in text
     assert "| MM-B title of MM-B | MUST | PASS | PASS · none |" in text
     assert "| MM-A | FAIL · introduced | evidence MM-A |" in text and "(recipes/gateway-x.md)" in text
+    unwatched = render.markdown(cells.build([control, replace(gateway, watched=False)]), {})
+    assert "| not checked (host network) |" in unwatched
     page = render.page(matrix, {"gateway": "recipes/gateway-x.md"})
     assert "9.8.7 &lt;beta&gt;" in page and "<beta>" not in page
     assert '<td class="FAIL introduced" title="evidence MM-A">FAIL · introduced</td>' in page
@@ -171,7 +173,8 @@ def test_the_harness_runs_the_suite_through_each_product_and_attributes_what_it_
     assert matrix.cell("MM-META-06", "accepts_17_keys").attribution == "introduced"
     assert "17" in matrix.cell("MM-META-06", "accepts_17_keys").evidence
     assert matrix.cell("MM-META-05", "accepts_17_keys").attribution == "none"
-    assert stub.version == "variant accepts_17_keys" and stub.alignment.seed == 3 and stub.contacts == ()
+    assert stub.version == "variant accepts_17_keys" and stub.alignment.seed == 3
+    assert (stub.watched, stub.contacts) == (False, ())  # the host network is never watched: not isolated
 
 
 def test_a_product_that_will_not_start_is_recorded_as_not_judged(tmp_path: Path):

@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile=args.profile,
                 suite_commit=harness.suite_commit(),
                 isolation=NETNS if inside else HOST,
+                watch=inside,
                 upstream_url=harness.supports_upstream_url(),
                 extra=tuple(args.pytest_args),
             )

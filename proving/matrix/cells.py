@@ -86,6 +86,7 @@ class Run:
     claim: str = ""
     counts: Mapping[str, int] = field(default_factory=dict)
     note: str = ""  # the suite stopped early and said why (its results judge what it reached)
+    watched: bool = False  # its sockets were watched (a network namespace of its own); contacts say what was seen
     contacts: tuple[str, ...] = ()  # non-loopback addresses any socket had while the run went on (should be none)
 
     def outcome(self, requirement: str) -> str:
@@ -188,6 +189,7 @@ def run_to_json(run: Run) -> dict[str, Any]:
         "upstream_url_used": run.upstream_url_used,
         "claim": run.claim,
         "counts": dict(run.counts),
+        "watched": run.watched,
         "contacts": list(run.contacts),
         "note": run.note,
         "rows": [vars(row) for row in run.rows],
@@ -208,6 +210,7 @@ def run_from_json(data: Mapping[str, Any]) -> Run:
         upstream_url_used=bool(data.get("upstream_url_used", False)),
         claim=str(data.get("claim", "")),
         counts={str(k): int(v) for k, v in data.get("counts", {}).items()},
+        watched=bool(data.get("watched", False)),
         contacts=tuple(str(c) for c in data.get("contacts", ())),
         note=str(data.get("note", "")),
     )

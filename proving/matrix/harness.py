@@ -48,6 +48,7 @@ class Settings:
     isolation: str
     upstream_url: bool  # the installed suite supports --upstream-url
     extra: tuple[str, ...] = ()  # further pytest arguments (e.g. a selection), the same for every product
+    watch: bool = False  # sample the socket tables for outbound addresses (only meaningful in a namespace of its own)
 
     @property
     def alignment(self) -> Alignment:
@@ -104,10 +105,13 @@ def run_product(product: Product, home: Path, report_dir: Path, settings: Settin
     version = product.version(home) or "not installed"
     api_key = f"sk-matrix-{secrets.token_hex(8)}"
     base = dict(product=product.name, title=product.title, version=version, alignment=settings.alignment)
-    base.update(date=started, isolation=settings.isolation)
+    base.update(date=started, isolation=settings.isolation, watched=settings.watch)
     contacts: set[str] = set()
     try:
-        with watching(contacts), start_server(api_key=api_key, host="127.0.0.1", port=0) as upstream_server:
+        with (
+            watching(contacts, enabled=settings.watch),
+            start_server(api_key=api_key, host="127.0.0.1", port=0) as upstream_server,
+        ):
             upstream = Upstream(upstream_server.base_url, api_key)
             with product.start(home, upstream, home / f"{product.name}.log") as endpoint:
                 use_upstream = settings.upstream_url and product.name != "reference"
@@ -208,8 +212,15 @@ def _decode(hex_address: str) -> str | None:
 
 
 @contextmanager
-def watching(seen: set[str], proc_net: Path = Path("/proc/net")) -> Iterator[None]:
-    """Sample the socket tables every WATCH_INTERVAL while the block runs; add every outbound address to ``seen``."""
+def watching(seen: set[str], proc_net: Path = Path("/proc/net"), *, enabled: bool = True) -> Iterator[None]:
+    """Sample the socket tables every WATCH_INTERVAL while the block runs; add every outbound address to ``seen``.
+
+    Only meaningful in a network namespace of the run's own: on the host network the tables hold every process's
+    sockets, so the matrix does not watch there (``enabled=False``) and says so.
+    """
+    if not enabled:
+        yield
+        return
     stop = threading.Event()
 
     def sample() -> None:

@@ -189,8 +189,18 @@ def _portkey_install(home: Path) -> None:
 
 
 def _portkey_version(home: Path) -> str | None:
+    """The gateway's version, and that of the @hono/node-server it runs on (the demo's one override)."""
     version = _demo().installed_version(home)
-    return None if version is None else f"{version} (@hono/node-server 1.14.1)"
+    server = _npm_version(home, "@hono/node-server")
+    return None if version is None else f"{version} (@hono/node-server {server})"
+
+
+def _npm_version(home: Path, package: str) -> str | None:
+    try:
+        manifest = home / "node_modules" / package / "package.json"
+        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @contextmanager
@@ -302,11 +312,7 @@ def _prism_pinned() -> str:
 
 
 def _prism_version(home: Path) -> str | None:
-    try:
-        manifest = home / "node_modules" / PRISM_PACKAGE / "package.json"
-        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
-    except (OSError, ValueError, KeyError):
-        return None
+    return _npm_version(home, PRISM_PACKAGE)
 
 
 def write_spec(path: Path) -> Path:

@@ -61,6 +61,8 @@ def _run_summary(run: Run, matrix: Matrix) -> str:
 
 def _contacts(run: Run) -> str:
     """The non-loopback addresses seen while the run went on: "none" is the expected answer."""
+    if not run.watched:
+        return "not checked (host network)"
     return ", ".join(run.contacts) if run.contacts else "none"
 
 
@@ -83,7 +85,9 @@ def markdown(matrix: Matrix, findings_docs: Mapping[str, str]) -> str:
         "Every product runs on 127.0.0.1 in front of the bundled reference server, which implements the `openai`",
         "profile exactly; the whole suite runs through it. A cell is the requirement's outcome through that product",
         "and its attribution against the control column (the reference server run directly). Regenerate with",
-        "`make matrix`; how it works: `proving/matrix/`.",
+        '`make matrix`, or part of it with `make matrix ARGS="--products reference,litellm"` (the runs kept from',
+        "before must share the suite commit, seed and example count, or the matrix is refused); how it works:",
+        "`proving/matrix/`.",
         "",
     ]
     out += [f"- {fact}" for fact in _header_facts(matrix)]
