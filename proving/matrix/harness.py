@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,8 +104,9 @@ def run_product(product: Product, home: Path, report_dir: Path, settings: Settin
     started = datetime.now(UTC).isoformat(timespec="seconds")
     version = product.version(home) or "not installed"
     api_key = f"sk-matrix-{secrets.token_hex(8)}"
-    base = dict(product=product.name, title=product.title, version=version, alignment=settings.alignment)
-    base.update(date=started, isolation=settings.isolation, watched=settings.watch)
+    blank = Run(
+        product.name, product.title, version, settings.alignment, started, settings.isolation, watched=settings.watch
+    )
     contacts: set[str] = set()
     try:
         with (
@@ -123,12 +124,12 @@ def run_product(product: Product, home: Path, report_dir: Path, settings: Settin
                     command, endpoint.api_key, api_key, report_dir, home / f"{product.name}.suite.log"
                 )
     except ProductError as exc:
-        return Run(**base, contacts=tuple(sorted(contacts)), not_judged=str(exc))
-    base["contacts"] = tuple(sorted(contacts))
+        return replace(blank, contacts=tuple(sorted(contacts)), not_judged=str(exc))
+    blank = replace(blank, contacts=tuple(sorted(contacts)))
     if results is None:
-        return Run(**base, not_judged=refusal)
-    return Run(
-        **base,
+        return replace(blank, not_judged=refusal)
+    return replace(
+        blank,
         rows=rows_from_results(results),
         upstream_url_used=bool(settings.upstream_url and product.name != "reference"),
         claim=str(results.get("claim", {}).get("text", "")),

@@ -101,7 +101,9 @@ def wait_for_http(process: subprocess.Popen[bytes], url: str, timeout: float, lo
 
 
 @contextmanager
-def serving(command: Sequence[str], *, cwd: Path, env: dict[str, str], port: int, ready: str, log: Path, name: str):
+def serving(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], port: int, ready: str, log: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``command`` in its own session, wait for ``ready``, refuse a non-loopback listener; always stop it."""
     demo = _demo()
     log.parent.mkdir(parents=True, exist_ok=True)
