@@ -289,3 +289,29 @@ def test_inside_the_matrix_network_namespace_the_watch_sees_an_outbound_attempt(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['192.0.2.1:443/tcp']"  # TEST-NET-1: nothing leaves the namespace anyway
+
+
+def test_the_command_runs_the_control_in_a_network_namespace_and_writes_the_matrix(tmp_path: Path):
+    from proving.matrix.__main__ import netns_available
+
+    if not netns_available():
+        pytest.skip("no unprivileged network namespace here (unshare -rn)")
+    command = [sys.executable, "-m", "proving.matrix", "--products", "reference", "--seed", "4", "--max-examples", "5"]
+    command += ["--home", str(tmp_path), "--out", str(tmp_path), "--", "--req", "MM-META-06"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = harness.load(tmp_path / "runs")[0]
+    assert run.watched and run.contacts == () and run.isolation.startswith("every run in a network namespace")
+    assert run.outcome("MM-META-06") == "PASS" and run.alignment.seed == 4 and run.alignment.max_examples == 5
+    text = (tmp_path / "compatibility.md").read_text(encoding="utf-8")
+    assert "seed `4`, `--max-examples 5`" in text and "| modmsg " in text and "| none |" in text
+
+
+def test_products_start_without_proxies_or_suite_secrets_and_litellm_offline(monkeypatch: pytest.MonkeyPatch):
+    for name in ("HTTPS_PROXY", "http_proxy", "TRUSTED_CUSTOM_HOSTS", "MODMSG_API_KEY"):
+        monkeypatch.setenv(name, "x")
+    env = products.clean_env({"OPENAI_API_BASE": "http://127.0.0.1:1"})
+    assert not {"HTTPS_PROXY", "http_proxy", "TRUSTED_CUSTOM_HOSTS", "MODMSG_API_KEY"} & set(env)
+    assert env["OPENAI_API_BASE"] == "http://127.0.0.1:1" and env["PATH"]
+    assert products.LITELLM_OFFLINE["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+    assert products.LITELLM_OFFLINE["LITELLM_TELEMETRY"] == "False"
