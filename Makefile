@@ -9,7 +9,7 @@ RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 REPORT_DIR ?= reports
 
-.PHONY: conformance test serve report docs lint mutation bench clean setup gateway-demo
+.PHONY: conformance test serve report docs lint mutation bench clean setup gateway-demo matrix
 
 $(RUNTIME): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ serve: $(RUNTIME)
 ## gateway-demo: the suites through the Portkey gateway (pinned in recipes/portkey/, needs node+npm) on loopback
 gateway-demo: $(RUNTIME)
 	$(BIN)/python scripts/gateway_demo.py --report-dir $(REPORT_DIR)/gateway $(ARGS)
+
+## matrix: the suites through pinned real gateways (Portkey, LiteLLM, Prism) on loopback; docs/compatibility.md
+matrix: $(RUNTIME)
+	$(BIN)/python -m proving.matrix $(ARGS)
 
 ## soak: the reference server under 10,000 Schemathesis requests (all operations, both modes) and 16 clients for 30 s
 .PHONY: soak
