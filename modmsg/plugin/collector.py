@@ -14,6 +14,7 @@ import pytest
 from modmsg import __version__
 from modmsg.plugin.prepare import clear_reports
 from modmsg.plugin.state import RunState
+from modmsg.plugin.upstream import UpstreamPass, attributed, run_pass
 from modmsg.results import BUNDLED, RunMeta, RunResult, TestRecord, compare
 from modmsg.rollup import rollup
 from modmsg.spec import spec_info
@@ -55,13 +56,32 @@ class Collector:
                 clear_reports(state.settings.report_dir)
             return
         stopped, interrupted = stop_cause(state, session, exitstatus)
+        upstream = self._upstream_pass(session, stopped) if state.settings.upstream_url else None
         run = build_result(state, stopped, interrupted)
+        if upstream is not None:  # --upstream-url: each requirement's attribution
+            run = attributed(run, upstream, state.redact(state.settings.upstream_url or ""))
         state.result = run
         from modmsg.report import write_reports
 
         state.written = write_reports(run, state.settings.report_dir)
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if run.failed else pytest.ExitCode.OK
+
+    def _upstream_pass(self, session: pytest.Session, stopped: str | None) -> UpstreamPass:
+        """The same selection and seed judged straight against the upstream, unless the run stopped early."""
+        state = self.state
+        if stopped:
+            return UpstreamPass(None, f"the run stopped before the upstream pass ({stopped})")
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+        def say(line: str) -> None:
+            if reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(state.console(line))
+
+        done = run_pass(session.config, state.settings, state.run_id, state.started, say)
+        state.upstream_ledger = done.ledger
+        return dataclasses.replace(done, why=state.redact(done.why))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.state.result
@@ -94,6 +114,14 @@ class Collector:
                 f"listed in {ledger.path}: "
                 f"run `modmsg sweep --base-url {state.redact(state.settings.base_url or '')}` once the target "
                 "answers again",
+                yellow=True,
+            )
+        if state.upstream_ledger is not None:
+            upstream = state.redact(state.settings.upstream_url or "")
+            terminalreporter.write_line(
+                f"modmsg: thread(s) of the upstream pass could not be deleted; they are listed in "
+                f"{state.upstream_ledger}: run `modmsg sweep --base-url {upstream} --report-dir "
+                f"{state.upstream_ledger.parent}` once the upstream answers again",
                 yellow=True,
             )
 
