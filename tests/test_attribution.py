@@ -331,3 +331,51 @@ def test_without_an_upstream_nothing_is_attributed(tmp_path, servers):
     assert "upstream" not in run.results["meta"]
     assert not any("attribution" in r or "upstream" in r for r in run.results["requirements"])
     assert not (tmp_path / "upstream").exists()
+
+
+def test_modmsg_run_takes_the_upstream_from_the_command_line_too(tmp_path, servers):
+    from tests.helpers import run_cli
+
+    done = run_cli(
+        "run",
+        "--base-url",
+        servers["broken"].base_url,  # type: ignore[attr-defined]
+        "--upstream-url",
+        servers["correct_upstream"].base_url,  # type: ignore[attr-defined]
+        "--req",
+        "MM-META-06",
+        "--max-examples",
+        "2",
+        "--report-dir",
+        str(tmp_path),
+        env={
+            "MODMSG_API_KEY": KEY,
+            "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY,
+            "MODMSG_UPSTREAM_API_KEY_ENV": "ATTRIB_UPSTREAM_KEY",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert {r["id"]: r["attribution"] for r in results["requirements"]}["MM-META-06"] == "introduced"
+
+
+def test_the_upstream_options_come_from_modmsg_toml_too(tmp_path):
+    from modmsg.config import load_config_file
+
+    (tmp_path / "modmsg.toml").write_text(
+        'upstream_url = "http://127.0.0.1:9/v1"\nupstream_api_key_env = "UP_KEY"\n', encoding="utf-8"
+    )
+    settings = resolve(file=load_config_file(tmp_path), env={"UP_KEY": UPSTREAM_KEY})
+    assert (settings.upstream_url, settings.upstream_api_key) == ("http://127.0.0.1:9/v1", UPSTREAM_KEY)
+
+
+def test_a_pass_without_results_says_why_in_its_own_words():
+    from modmsg.plugin.upstream import why_no_results
+
+    said = "progress\nmodmsg: upstream http://127.0.0.1:9/v1 is unreachable (refused); check --upstream-url\n"
+    assert why_no_results(2, said) == (
+        "the upstream pass ended without results: upstream http://127.0.0.1:9/v1 is unreachable (refused); "
+        "check --upstream-url"
+    )
+    assert why_no_results(None, "nothing said") == "the upstream pass ended without results (exit None)"

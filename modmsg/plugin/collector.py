@@ -120,8 +120,9 @@ class Collector:
             upstream = state.redact(state.settings.upstream_url or "")
             terminalreporter.write_line(
                 f"modmsg: thread(s) of the upstream pass could not be deleted; they are listed in "
-                f"{state.upstream_ledger}: run `modmsg sweep --base-url {upstream} --report-dir "
-                f"{state.upstream_ledger.parent}` once the upstream answers again",
+                f"{state.upstream_ledger}: run `modmsg sweep --base-url {upstream} --api-key-env "
+                f"{state.settings.upstream_api_key_env} --report-dir {state.upstream_ledger.parent}` once the "
+                "upstream answers again",
                 yellow=True,
             )
 

@@ -151,7 +151,7 @@ def run_pass(
     try:
         return UpstreamPass(load_results(directory / "results.json"), ledger=leftovers)
     except ResultsError:
-        return UpstreamPass(None, _why(code, output), leftovers)
+        return UpstreamPass(None, why_no_results(code, output), leftovers)
 
 
 def _wait(command: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
@@ -179,7 +179,7 @@ def _settle(process: subprocess.Popen[str], what: str) -> tuple[int | None, str]
     return None, f"modmsg: the upstream pass was {what}\n{output or ''}"
 
 
-def _why(code: int | None, output: str) -> str:
+def why_no_results(code: int | None, output: str) -> str:
     """The pass's own sentence (its last ``modmsg:`` line), else what is known."""
     said = [line.removeprefix("modmsg: ").strip() for line in output.splitlines() if line.startswith("modmsg: ")]
     if said:
