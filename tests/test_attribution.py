@@ -379,3 +379,41 @@ def test_a_pass_without_results_says_why_in_its_own_words():
         "check --upstream-url"
     )
     assert why_no_results(None, "nothing said") == "the upstream pass ended without results (exit None)"
+
+
+def test_a_signal_during_the_upstream_pass_lets_it_clean_up_and_leaves_the_targets_verdict(tmp_path, servers):
+    """SIGTERM to the run while its upstream pass holds threads: the pass is stopped as by Ctrl-C, deletes its
+    threads, and the run still writes the target's verdict, attribution unknown where the pass judged nothing."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from modmsg.ledger import LEDGER_NAME, Ledger
+    from proving.faultproxy import FaultPlan, start_fault_proxy
+    from tests.helpers import REPO, finished_run
+
+    slow = start_fault_proxy(servers["correct_upstream"].base_url, FaultPlan(latency=0.2))  # type: ignore[attr-defined]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+    env = {**clean, "MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY}
+    command = [sys.executable, "-m", "pytest", str(REPO / "suites"), "-q", "-p", "no:cacheprovider"]
+    command += ["--report-dir", str(tmp_path), "--base-url", servers["broken"].base_url]  # type: ignore[attr-defined]
+    command += ["--upstream-url", slow.base_url, "--upstream-api-key-env", "ATTRIB_UPSTREAM_KEY", *SELECTION]
+    try:
+        with (tmp_path / "output.txt").open("wb") as output:
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=output)
+        ledger = Ledger(tmp_path / "upstream" / LEDGER_NAME)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not ledger.pending():
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before its upstream pass held a thread"
+        process.send_signal(signal.SIGTERM)
+        run = finished_run(process, tmp_path, "the interrupted attribution run", 120)
+    finally:
+        slow.stop()
+    assert run.exit_code == 1, run.output  # the target's verdict: its pass was complete
+    attributions = {r["id"]: r["attribution"] for r in run.results["requirements"]}
+    assert attributions["MM-META-11"] == "unknown" or attributions["MM-META-06"] == "unknown"
+    assert servers["correct_upstream"].thread_ids() == []  # the pass deleted what it created
+    assert not ledger.path.exists() or not ledger.pending()
+    assert UPSTREAM_KEY not in run.output

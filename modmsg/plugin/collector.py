@@ -39,6 +39,8 @@ class Collector:
 
     def __init__(self, state: RunState) -> None:
         self.state = state
+        self.upstream_why = ""
+        """Why the upstream pass gave no attribution (--upstream-url), when it gave none."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -71,17 +73,19 @@ class Collector:
         """The same selection and seed judged straight against the upstream, unless the run stopped early."""
         state = self.state
         if stopped:
-            return UpstreamPass(None, f"the run stopped before the upstream pass ({stopped})")
+            self.upstream_why = f"the run stopped before the upstream pass ({stopped})"
+            return UpstreamPass(None, self.upstream_why)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
 
         def say(line: str) -> None:
             if reporter is not None:
-                reporter.ensure_newline()
+                reporter.write("\n")  # after the progress dots: pytest ends their line only after the session
                 reporter.write_line(state.console(line))
 
-        done = run_pass(session.config, state.settings, state.run_id, state.started, say)
+        done = run_pass(session.config, state.settings, state.run_id, state.started, say, state.interrupts.installed())
         state.upstream_ledger = done.ledger
-        return dataclasses.replace(done, why=state.redact(done.why))
+        self.upstream_why = state.redact(done.why)
+        return dataclasses.replace(done, why=self.upstream_why)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.state.result
@@ -116,6 +120,8 @@ class Collector:
                 "answers again",
                 yellow=True,
             )
+        if self.upstream_why:
+            terminalreporter.write_line(state.console(f"modmsg: no attribution: {self.upstream_why}"), yellow=True)
         if state.upstream_ledger is not None:
             upstream = state.redact(state.settings.upstream_url or "")
             terminalreporter.write_line(

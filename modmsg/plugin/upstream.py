@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,11 @@ def run_pass(
     run_id: str,
     started: float,
     say: Callable[[str], None],
+    signals: AbstractContextManager[object],
 ) -> UpstreamPass:
-    """Run the upstream pass to its end (Ctrl-C: let it clean up first) and read its results."""
+    """Run the upstream pass to its end and read its results. A signal (``signals`` turns SIGINT and SIGTERM into
+    KeyboardInterrupt) is passed on to the pass as SIGINT, which then deletes its threads and writes what it
+    judged; a second one ends the run at once."""
     directory = upstream_dir(settings)
     left = settings.max_duration - (time.time() - started)
     if left < 1:
@@ -145,7 +149,8 @@ def run_pass(
         clear_reports(directory)  # no earlier pass's results may stand in for this one's
     say(f"modmsg: judging the same selection straight against the upstream (seed {settings.seed}) ...")
     command = pass_command(config.invocation_params.args, order)
-    code, output = _wait(command, config.invocation_params.dir, left + GRACE)
+    with signals:
+        code, output = _wait(command, config.invocation_params.dir, left + GRACE)
     ledger = ledger_path(directory)
     leftovers = ledger if ledger.is_file() else None
     try:
@@ -155,28 +160,36 @@ def run_pass(
 
 
 def _wait(command: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
+    """The pass's exit code and output. It runs in a session of its own, so a Ctrl-C at the terminal reaches only
+    the run, which passes exactly one SIGINT on (a second one would stop the pass's cleanup)."""
     process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
     )
     try:
         output, _ = process.communicate(timeout=timeout)
-    except KeyboardInterrupt:  # Ctrl-C reached the pass too (or is passed on): it stops and deletes its threads
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        return _settle(process, "interrupted")
+    except KeyboardInterrupt:
+        return _settle(process, "interrupted by a signal")
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGINT)
-        return _settle(process, "over its time")
+        return _settle(process, "stopped: it ran past --max-duration")
     return process.returncode, output
 
 
 def _settle(process: subprocess.Popen[str], what: str) -> tuple[int | None, str]:
+    """Stop the pass as a Ctrl-C would (it deletes its threads and writes what it judged), then collect it."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
     try:
         output, _ = process.communicate(timeout=60)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         process.kill()
         output, _ = process.communicate()
-    return None, f"modmsg: the upstream pass was {what}\n{output or ''}"
+    return None, f"{output or ''}\nmodmsg: {what}"  # the last word: why_no_results quotes it
 
 
 def why_no_results(code: int | None, output: str) -> str:
