@@ -240,10 +240,9 @@ class Redactor:
         api_key_variable: str | None = None,
         base_url: str | None = None,
         others: Iterable[Secret] = (),
-        urls: Iterable[str | None] = (),
     ) -> Redactor:
         """The redactor for a key, extra headers (those named in ``secret_headers`` are secret), a base URL
-        (a password in it is secret too), and ``others`` and ``urls`` (the upstream's key and URL)."""
+        (a password in it is secret too) and ``others`` (the upstream's key)."""
         names = frozenset(h.lower() for h in secret_headers)
         named = []
         if api_key:
@@ -254,9 +253,9 @@ class Redactor:
                 named.append(Secret(value, header_variable(name), f"the value of the {name} header"))
         named += others  # after the target's: a key both share is shown as the target's variable
         extra = [part for secret in named for part in credential_parts(secret.value)]
-        for url in (base_url, *urls):
+        if base_url:
             try:
-                parts = urlsplit(url or "")
+                parts = urlsplit(base_url)
                 extra += [parts.password] if parts.password else []
             except ValueError:
                 pass
@@ -273,7 +272,6 @@ class Redactor:
             api_key_variable=getattr(settings, "api_key_env", None),
             base_url=settings.base_url,
             others=_upstream_secrets(settings),
-            urls=(getattr(settings, "upstream_url", None),),
         )
 
     def __repr__(self) -> str:
