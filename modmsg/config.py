@@ -8,6 +8,7 @@ every option with its parser, then applies the rules that tie two options togeth
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -113,6 +114,25 @@ OPTIONS: tuple[Option[Any], ...] = (
         "MODMSG_API_KEY_ENV",
         None,
         "Name of an environment variable that holds the key (e.g. OPENAI_API_KEY).",
+        parse=text_or_none,
+        metavar="VAR",
+    ),
+    Option(
+        "upstream_url",
+        "--upstream-url",
+        "MODMSG_UPSTREAM_URL",
+        None,
+        "API root of the upstream the target (a gateway) fronts: every selected requirement is also judged "
+        "directly against it, with the same seed, and each gets an attribution (introduced, inherited, masked).",
+        parse=optional_base_url,
+        metavar="URL",
+    ),
+    Option(
+        "upstream_api_key_env",
+        "--upstream-api-key-env",
+        "MODMSG_UPSTREAM_API_KEY_ENV",
+        None,
+        "Name of an environment variable that holds the upstream's key (required with --upstream-url).",
         parse=text_or_none,
         metavar="VAR",
     ),
@@ -307,10 +327,16 @@ class Settings:
     report_dir: Path
     sign_key: str | None
     """The private key file that signs the claim record; neither the key nor its path goes into any artefact."""
+    upstream_url: str | None
+    """The upstream the target fronts (``--upstream-url``): the run judges every requirement against it too."""
+    upstream_api_key_env: str | None
+    upstream_api_key: str | None
+    """The upstream's key, read from the variable ``upstream_api_key_env`` names; a secret like the target's."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))
         shown["api_key"] = "[REDACTED]" if self.api_key else None
+        shown["upstream_api_key"] = "[REDACTED]" if self.upstream_api_key else None
         shown["headers"] = tuple((k, "[REDACTED]" if k.lower() in self.secret_headers else v) for k, v in self.headers)
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
@@ -320,9 +346,28 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in any artefact."""
-        values = [self.api_key] if self.api_key else []
+        values = [key for key in (self.api_key, self.upstream_api_key) if key]
         values += [v for k, v in self.headers if k.lower() in self.secret_headers]
         return tuple(v for v in values if v)
+
+    def upstream_pass(self, *, report_dir: Path, seed: int | None, max_duration: float) -> Settings:
+        """The settings of the pass straight against the upstream: the same selection, profile, overlay and seed,
+        the upstream's URL and key; the target's headers stay with the target, and no baseline or recording."""
+        return dataclasses.replace(
+            self,
+            base_url=self.upstream_url,
+            api_key=self.upstream_api_key,
+            api_key_env=self.upstream_api_key_env,
+            headers=(),
+            upstream_url=None,
+            upstream_api_key=None,
+            upstream_api_key_env=None,
+            baseline=None,
+            record_requests=None,
+            report_dir=report_dir,
+            seed=seed,
+            max_duration=max_duration,
+        )
 
 
 def _raw_values(cli: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]) -> dict[str, Any]:
@@ -390,6 +435,23 @@ def _api_key(values: Mapping[str, Any], environment: Mapping[str, str]) -> str |
     return api_key
 
 
+def _upstream_api_key(values: Mapping[str, Any], environment: Mapping[str, str]) -> str | None:
+    """The upstream's key, from the variable --upstream-api-key-env names: never a command-line value."""
+    if not values["upstream_url"]:
+        return None
+    variable = values["upstream_api_key_env"]
+    if not variable:
+        raise ConfigError(
+            "no API key for the upstream: set --upstream-api-key-env (or MODMSG_UPSTREAM_API_KEY_ENV) to the "
+            "name of the environment variable that holds it"
+        )
+    api_key = environment.get(variable)
+    if not api_key:
+        raise ConfigError(f"the environment variable {variable} named for the upstream's API key is unset")
+    check_header_value(api_key, f"the upstream's API key in {variable}")
+    return api_key
+
+
 def resolve(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -400,6 +462,7 @@ def resolve(
     given = _raw_values(cli or {}, environment, file or {})
     values: dict[str, Any] = {option.name: option.value(given[option.name]) for option in OPTIONS}
     values["api_key"] = _api_key(values, environment)
+    values["upstream_api_key"] = _upstream_api_key(values, environment)
     if values["base_url"] and not values["api_key"]:
         raise ConfigError(
             "no API key for the target: set MODMSG_API_KEY (or --api-key-env VAR naming a variable that holds it)"

@@ -77,6 +77,15 @@ class Secret:
     meaning: str
 
 
+def _upstream_secrets(settings: Any) -> tuple[Secret, ...]:
+    """The upstream's key (``--upstream-url``), shown in its reproducers as the variable it was read from."""
+    key = getattr(settings, "upstream_api_key", None)
+    if not key:
+        return ()
+    variable = getattr(settings, "upstream_api_key_env", None) or "MODMSG_UPSTREAM_API_KEY"
+    return (Secret(key, variable, "the upstream's API key (sent to the upstream as Authorization: Bearer …)"),)
+
+
 def header_variable(name: str) -> str:
     """``X-Secret`` -> ``MODMSG_SECRET_X_SECRET``: the variable a secret header's value is shown as."""
     return SECRET_HEADER_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
@@ -230,9 +239,10 @@ class Redactor:
         secret_headers: Iterable[str] = (),
         api_key_variable: str | None = None,
         base_url: str | None = None,
+        others: Iterable[Secret] = (),
     ) -> Redactor:
-        """The redactor for a key, extra headers (those named in ``secret_headers`` are secret) and a base URL
-        (a password in it is secret too)."""
+        """The redactor for a key, extra headers (those named in ``secret_headers`` are secret), a base URL
+        (a password in it is secret too) and ``others`` (the upstream's key)."""
         names = frozenset(h.lower() for h in secret_headers)
         named = []
         if api_key:
@@ -241,6 +251,7 @@ class Redactor:
         for name, value in headers:
             if name.lower() in names and value:
                 named.append(Secret(value, header_variable(name), f"the value of the {name} header"))
+        named += others  # after the target's: a key both share is shown as the target's variable
         extra = [part for secret in named for part in credential_parts(secret.value)]
         if base_url:
             try:
@@ -260,6 +271,7 @@ class Redactor:
             secret_headers=settings.secret_headers,
             api_key_variable=getattr(settings, "api_key_env", None),
             base_url=settings.base_url,
+            others=_upstream_secrets(settings),
         )
 
     def __repr__(self) -> str:

@@ -85,6 +85,38 @@ class TestRecord:
         )
 
 
+class Attribution(StrEnum):
+    """Where a requirement's verdict comes from, when the run also judged the upstream a gateway fronts
+    (``--upstream-url``): compare the target's outcome with the upstream's (see :mod:`modmsg.attribution`)."""
+
+    INTRODUCED = "introduced"  # fails through the target, passes upstream: the gateway broke it
+    INHERITED = "inherited"  # fails on both: the gateway passes the upstream's defect on
+    MASKED = "masked"  # fails upstream, passes through the target: the gateway repairs or hides it
+    NONE = "none"  # passes on both
+    UNKNOWN = "unknown"  # either side was not judged (BLOCKED, ERROR, SKIP)
+
+
+@dataclass(frozen=True)
+class UpstreamResult:
+    """The upstream's verdict on one requirement, judged straight against it with the same selection and seed."""
+
+    outcome: Outcome
+    reason: str = ""
+    tests: tuple[TestRecord, ...] = ()
+    """The upstream's tests of the requirement, with their evidence; left out when both sides pass."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "reason": self.reason, "tests": [t.as_dict() for t in self.tests]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpstreamResult:
+        return cls(
+            outcome=Outcome(data["outcome"]),
+            reason=data.get("reason", ""),
+            tests=tuple(TestRecord.from_dict(t) for t in data.get("tests", ())),
+        )
+
+
 @dataclass(frozen=True)
 class RequirementResult:
     id: str
@@ -98,8 +130,13 @@ class RequirementResult:
     observed: Outcome | None = None  # the outcome before a waiver replaced it
     tests: tuple[TestRecord, ...] = ()
     blocked_by: tuple[str, ...] = ()  # BLOCKED: the failed requirements that kept this one from being judged
+    attribution: Attribution | None = None  # with --upstream-url only, like ``upstream``
+    upstream: UpstreamResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        attributed: dict[str, Any] = {} if self.attribution is None else {"attribution": self.attribution.value}
+        if self.upstream is not None:
+            attributed["upstream"] = self.upstream.as_dict()
         return {
             "id": self.id,
             "title": self.title,
@@ -112,6 +149,7 @@ class RequirementResult:
             "observed": self.observed.value if self.observed else None,
             "blocked_by": list(self.blocked_by),
             "tests": [t.as_dict() for t in self.tests],
+            **attributed,
         }
 
     @classmethod
@@ -128,6 +166,8 @@ class RequirementResult:
             observed=Outcome(data["observed"]) if data.get("observed") else None,
             tests=tuple(TestRecord.from_dict(t) for t in data.get("tests", ())),
             blocked_by=tuple(data.get("blocked_by", ())),
+            attribution=Attribution(data["attribution"]) if data.get("attribution") else None,
+            upstream=UpstreamResult.from_dict(data["upstream"]) if data.get("upstream") else None,
         )
 
 
@@ -180,8 +220,11 @@ class RunMeta:
     variables: tuple[tuple[str, str], ...] = ()
     """(shell variable, what it stands for) for each secret the curl reproducers reference, e.g.
     ("MODMSG_API_KEY", "the API key (sent as Authorization: Bearer …)"): to be said once in every report."""
+    upstream: str | None = None
+    """The upstream the run also judged (``--upstream-url``, credentials redacted); only then written."""
 
     def as_dict(self) -> dict[str, Any]:
+        upstream = {} if self.upstream is None else {"upstream": self.upstream}
         return {
             "suite_version": self.suite_version,
             "spec_version": self.spec_version,
@@ -200,6 +243,7 @@ class RunMeta:
             "stopped": self.stopped,
             "interrupted": self.interrupted,
             "variables": [{"variable": name, "meaning": meaning} for name, meaning in self.variables],
+            **upstream,
         }
 
 

@@ -9,15 +9,28 @@ from typing import Any
 import pytest
 
 from modmsg.paths import REPO_DIR
-from modmsg.results import Claim, Comparison, Outcome, RequirementResult, RunMeta, RunResult, TestRecord
+from modmsg.results import (
+    Attribution,
+    Claim,
+    Comparison,
+    Outcome,
+    RequirementResult,
+    RunMeta,
+    RunResult,
+    TestRecord,
+    UpstreamResult,
+)
 
 SCHEMA = json.loads((REPO_DIR / "docs" / "results.schema.json").read_text(encoding="utf-8"))
 
 # Written by every run, but optional in the schema so that a results.json written before the field existed
 # (same format, modmsg-results/2) still validates for `modmsg report` and --baseline.
 OPTIONAL_FOR_OLDER_FILES = {("meta", "variables"), ("(root)", "comparison")}
+# Written only by a run with --upstream-url: a run without one writes exactly what it wrote before.
+ONLY_WITH_AN_UPSTREAM = {("meta", "upstream"), ("requirement", "attribution"), ("requirement", "upstream")}
 
 TEST = TestRecord(nodeid="suites/test_x.py::test_y", reqs=("MM-RESP-01",), outcome=Outcome.PASS)
+UPSTREAM = UpstreamResult(outcome=Outcome.PASS, reason="", tests=(TEST,))
 REQUIREMENT = RequirementResult(
     id="MM-RESP-01",
     title="t",
@@ -27,6 +40,8 @@ REQUIREMENT = RequirementResult(
     source="spec",
     outcome=Outcome.PASS,
     tests=(TEST,),
+    attribution=Attribution.NONE,
+    upstream=UPSTREAM,
 )
 META = RunMeta(
     suite_version="0",
@@ -41,6 +56,7 @@ META = RunMeta(
     started="2026-01-01T00:00:00Z",
     finished="2026-01-01T00:00:01Z",
     duration=1.0,
+    upstream="http://127.0.0.1:1/v1",
 )
 CLAIM = Claim(level="MUST+SHOULD", complete=True, waivers=0, text="conformant")
 COMPARISON = Comparison(baseline="b", regressions=(), fixes=(), unchanged_failures=())
@@ -53,6 +69,7 @@ PARTS: list[tuple[str, Any, Any]] = [
     ("requirement", RequirementResult, REQUIREMENT),
     ("test", TestRecord, TEST),
     ("comparison", Comparison, COMPARISON),
+    ("upstream", UpstreamResult, UPSTREAM),
     ("(root)", RunResult, RUN),
 ]
 
@@ -67,7 +84,7 @@ def test_schema_properties_are_exactly_the_keys_the_dataclass_writes(part, cls, 
     written = set(instance.as_dict())
     assert set(schema["properties"]) == written, f"{part}: schema and {cls.__name__}.as_dict() disagree"
     assert schema.get("additionalProperties") is False, f"{part}: the schema must refuse unknown keys"
-    always = {key for key in written if (part, key) not in OPTIONAL_FOR_OLDER_FILES}
+    always = {key for key in written if (part, key) not in OPTIONAL_FOR_OLDER_FILES | ONLY_WITH_AN_UPSTREAM}
     assert set(schema.get("required", ())) == always, f"{part}: required keys differ from those always written"
 
 
@@ -83,3 +100,19 @@ def test_a_written_run_validates_against_the_schema():
 
     Draft202012Validator(SCHEMA).validate(RUN.as_dict())
     Draft202012Validator(SCHEMA).validate(dataclasses.replace(RUN, comparison=None).as_dict())
+
+
+def test_a_run_without_an_upstream_writes_no_attribution_and_validates():
+    from jsonschema import Draft202012Validator
+
+    plain = dataclasses.replace(
+        RUN,
+        meta=dataclasses.replace(META, upstream=None),
+        requirements=(dataclasses.replace(REQUIREMENT, attribution=None, upstream=None),),
+    )
+    written = plain.as_dict()
+    assert "upstream" not in written["meta"]
+    assert not {"attribution", "upstream"} & set(written["requirements"][0])
+    Draft202012Validator(SCHEMA).validate(written)
+    assert RunResult.from_dict(written) == plain
+    assert RunResult.from_dict(RUN.as_dict()) == RUN

@@ -30,6 +30,7 @@ import pytest
 from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings
 from modmsg.evidence import Recorder
+from modmsg.plugin import upstream
 from modmsg.plugin.collector import Collector
 from modmsg.plugin.console import quiet_console
 from modmsg.plugin.home import private_hypothesis_home
@@ -41,6 +42,7 @@ from modmsg.plugin.prepare import (
     clear_reports,
     prepare,
     probe_target,
+    probe_upstream,
     refuse,
     report_dir_hint,
 )
@@ -75,6 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             metavar=option.metavar,
             help=f"{option.help} [env {option.env}]",
         )
+    upstream.addoption(group)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -88,6 +91,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         settings = prepared.settings
         if settings.base_url and settings.api_key and not config.option.collectonly:
             probe_target(prepared)  # fail fast, before collection: one sentence, not a wall of failed tests
+        if settings.upstream_url and not config.option.collectonly:
+            probe_upstream(prepared)  # the upstream too: the run judges every requirement against it
     except SETUP_ERRORS as exc:
         clear_reports(report_dir_hint(config))  # no earlier run's green report may stand in for this one
         sys.stderr.write(f"modmsg: {inert(str(exc))}\n")
@@ -122,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         catalogue=prepared.catalogue,
         overlay=prepared.overlay,
         baseline=prepared.baseline,
+        upstream_pass=prepared.upstream_pass,
     )
     state.run_id = worker_input.get("modmsg_run_id") or prepared.run_id  # xdist: one run id for the whole run
     config.stash[STATE] = state

@@ -14,6 +14,7 @@ import pytest
 from modmsg import __version__
 from modmsg.plugin.prepare import clear_reports
 from modmsg.plugin.state import RunState
+from modmsg.plugin.upstream import UpstreamPass, attributed, run_pass
 from modmsg.results import BUNDLED, RunMeta, RunResult, TestRecord, compare
 from modmsg.rollup import rollup
 from modmsg.spec import spec_info
@@ -38,6 +39,8 @@ class Collector:
 
     def __init__(self, state: RunState) -> None:
         self.state = state
+        self.upstream_why = ""
+        """Why the upstream pass gave no attribution (--upstream-url), when it gave none."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -55,7 +58,10 @@ class Collector:
                 clear_reports(state.settings.report_dir)
             return
         stopped, interrupted = stop_cause(state, session, exitstatus)
+        upstream = self._upstream_pass(session, stopped) if state.settings.upstream_url else None
         run = build_result(state, stopped, interrupted)
+        if upstream is not None:  # --upstream-url: each requirement's attribution
+            run = attributed(run, upstream, state.redact(state.settings.upstream_url or ""))
         state.result = run
         from modmsg.report import write_reports
 
@@ -83,6 +89,24 @@ class Collector:
             state.stopped_early = f"modmsg: {exc}; no reports were kept"
             return False
         return True
+
+    def _upstream_pass(self, session: pytest.Session, stopped: str | None) -> UpstreamPass:
+        """The same selection and seed judged straight against the upstream, unless the run stopped early."""
+        state = self.state
+        if stopped:
+            self.upstream_why = f"the run stopped before the upstream pass ({stopped})"
+            return UpstreamPass(None, self.upstream_why)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+        def say(line: str) -> None:
+            if reporter is not None:
+                reporter.write("\n")  # after the progress dots: pytest ends their line only after the session
+                reporter.write_line(state.console(line))
+
+        done = run_pass(session.config, state.settings, state.run_id, state.started, say, state.interrupts.installed())
+        state.upstream_ledger = done.ledger
+        self.upstream_why = state.redact(done.why)
+        return dataclasses.replace(done, why=self.upstream_why)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.state.result
@@ -115,6 +139,17 @@ class Collector:
                 f"listed in {ledger.path}: "
                 f"run `modmsg sweep --base-url {state.redact(state.settings.base_url or '')}` once the target "
                 "answers again",
+                yellow=True,
+            )
+        if self.upstream_why:
+            terminalreporter.write_line(state.console(f"modmsg: no attribution: {self.upstream_why}"), yellow=True)
+        if state.upstream_ledger is not None:
+            upstream = state.redact(state.settings.upstream_url or "")
+            terminalreporter.write_line(
+                f"modmsg: thread(s) of the upstream pass could not be deleted; they are listed in "
+                f"{state.upstream_ledger}: run `modmsg sweep --base-url {upstream} --api-key-env "
+                f"{state.settings.upstream_api_key_env} --report-dir {state.upstream_ledger.parent}` once the "
+                "upstream answers again",
                 yellow=True,
             )
 

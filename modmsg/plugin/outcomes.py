@@ -112,8 +112,11 @@ def record_for(
         reproduce = f"Reproduce: {exchanges[-1].curl()}"
         failure = {**failure, "detail": f"{failure.get('detail', '')}\n{reproduce}".strip()}
         report.sections.append(("modmsg: reproduce the last request", reproduce))
-    keep = EVIDENCE_ON_PASS if outcome is Outcome.PASS else EVIDENCE_ON_FAILURE
-    sample = exchanges[:keep] if outcome is Outcome.PASS else exchanges[-keep:]
+    # A passing test keeps its first exchanges; in the upstream pass its last ones, which an introduced failure's
+    # evidence is put beside (the same calls, made straight to the upstream).
+    first = outcome is Outcome.PASS and not state.upstream_pass
+    keep = EVIDENCE_ON_PASS if first else EVIDENCE_ON_FAILURE
+    sample = exchanges[:keep] if first else exchanges[-keep:]
     return TestRecord(
         nodeid=item.nodeid,
         reqs=ids,

@@ -4,6 +4,7 @@ and exit 2 (with no earlier run's reports left to publish)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from modmsg.config import OPTIONS, ConfigError, Settings, load_config_file, reso
 from modmsg.deviations import Deviations, DeviationsError, load_deviations
 from modmsg.ledger import Ledger, ledger_path
 from modmsg.plugin.state import new_run_id
+from modmsg.plugin.upstream import as_upstream_error, pass_settings, upstream_dir
 from modmsg.profiles import Profile, ProfileError, load_profile
 from modmsg.redaction import Redactor, inert
 from modmsg.requirements import Catalogue, CatalogueError, load_catalogue, matches
@@ -40,12 +42,14 @@ class Prepared:
     baseline: RunResult | None
     run_id: str = field(default_factory=lambda: new_run_id())
     """The tag of every thread this run creates, the probe's included."""
+    upstream_pass: bool = False
+    """This pytest is the upstream pass of a run with --upstream-url (:mod:`.upstream`)."""
 
 
 def prepare(config: pytest.Config) -> Prepared:
     """Check every setting and every file one names; raise one of SETUP_ERRORS (one sentence) at the first wrong one."""
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
-    settings = resolve(cli, file=load_config_file(Path.cwd()))
+    settings, pass_run_id = pass_settings(resolve(cli, file=load_config_file(Path.cwd())), config)
     catalogue = load_catalogue()
     for selector in settings.requirements:
         if not any(matches(r.id, selector) for r in catalogue.active()):
@@ -57,6 +61,8 @@ def prepare(config: pytest.Config) -> Prepared:
     baseline = load_baseline(settings, profile) if settings.baseline else None
     if settings.sign_key:
         check_sign_key(settings.sign_key)
+    if pass_run_id is not None:  # the upstream pass tags its threads with the run's id
+        return Prepared(settings, catalogue, profile, overlay, baseline, run_id=pass_run_id, upstream_pass=True)
     return Prepared(settings, catalogue, profile, overlay, baseline)
 
 
@@ -89,6 +95,17 @@ def probe_target(prepared: Prepared) -> None:
         Ledger(ledger_path(settings.report_dir), redact=transport.redactor.text).created(
             prepared.run_id, left, settings.base_url
         )
+
+
+def probe_upstream(prepared: Prepared) -> None:
+    """Raise ConfigError (one sentence) when no Assistants API answers at --upstream-url, as for the target."""
+    settings = prepared.settings
+    assert settings.upstream_url is not None
+    as_pass = settings.upstream_pass(report_dir=upstream_dir(settings), seed=None, max_duration=settings.max_duration)
+    try:
+        probe_target(dataclasses.replace(prepared, settings=as_pass))
+    except ConfigError as exc:
+        raise as_upstream_error(exc) from None
 
 
 def load_baseline(settings: Settings, profile: Profile) -> RunResult:

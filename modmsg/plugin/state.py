@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modmsg.config import Settings
@@ -45,6 +46,11 @@ class RunState:
     """Threads this process could not delete at the end (they stay in the ledger for ``modmsg sweep``)."""
     judging: bool = False
     """This session runs modmsg tests (not e.g. the project's own tests): it owns the report directory."""
+    upstream_pass: bool = False
+    """This session is the upstream pass of a run with --upstream-url: a passing test keeps its last exchanges
+    (not its first), so an introduced failure's evidence can be put beside the upstream's same call."""
+    upstream_ledger: Path | None = None
+    """The upstream pass's ledger, when threads of that pass could not be deleted."""
     expected: dict[str, int] | None = None
     """Selected tests per requirement, where this process collected them (None on an xdist controller): a
     stopped run tells from it which requirements saw all their tests."""

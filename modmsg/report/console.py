@@ -22,7 +22,7 @@ _COLOURS = {
 
 def failing_line(result: RequirementResult) -> str:
     """``FAIL  MM-X [MUST] title: expected … / received … · first evidence line`` as one bounded line."""
-    head = f"{result.outcome.value:<7} {result.id} [{result.level}] {result.title}"
+    head = f"{result.outcome.value:<7} {result.id} [{result.level}] {result.title}{view.attribution_of(result)}"
     test = next(iter(view.bad_tests(result)), None)
     failure = (test.failure or {}) if test is not None else {}
     if result.outcome is Outcome.FAIL and failure.get("expected"):
@@ -54,6 +54,8 @@ def summary_lines(run: RunResult) -> list[str]:
     lines.append(
         text.shorten(f"claim: {run.claim.text} (profile {run.meta.profile}{on}, spec {run.meta.spec_version})", 400)
     )
+    attribution = view.attribution_line(run)
+    lines += [text.shorten(attribution, 400)] if attribution else []
     lines.append(text.shorten(f"replay: {view.replay(run)}", 400))
     lines += comparison_lines(run)
     return lines

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from modmsg.report import text, view
-from modmsg.results import Outcome, RequirementResult, RunResult, TestRecord
+from modmsg.results import Attribution, Outcome, RequirementResult, RunResult, TestRecord
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_TESTS_SHOWN = 20  # failing tests shown in full per requirement
@@ -75,6 +75,17 @@ class TestView:
 
 
 @dataclass(frozen=True)
+class PairView:
+    """An introduced failure's evidence side by side: the target's last exchange of a failing test and the
+    upstream's exchange making the same call in the same test (``--upstream-url``)."""
+
+    nodeid: str
+    target: ExchangeView
+    upstream: ExchangeView | None
+    upstream_outcome: str
+
+
+@dataclass(frozen=True)
 class RequirementView:
     result: RequirementResult
     anchor: str
@@ -84,6 +95,7 @@ class RequirementView:
     sample: ExchangeView | None  # one exchange showing what a passing test looked at
     expanded: bool  # FAIL/ERROR: shown open, with full evidence
     standalone: bool  # FAIL/ERROR/WAIVED get a section each; PASS/SKIP share one collapsed section per area
+    pairs: tuple[PairView, ...] = ()  # an introduced failure: the target's and the upstream's exchanges
 
 
 @dataclass(frozen=True)
@@ -152,6 +164,27 @@ def test_view(record: TestRecord) -> TestView:
     )
 
 
+def pair_views(result: RequirementResult, bad: tuple[TestRecord, ...]) -> tuple[PairView, ...]:
+    """For an introduced failure, each failing test's last exchange beside the upstream's same call."""
+    if result.attribution is not Attribution.INTRODUCED:
+        return ()
+    pairs = []
+    for test in bad[:MAX_TESTS_SHOWN]:
+        twin = view.upstream_twin(result, test)
+        if not test.evidence:
+            continue
+        theirs = view.matching_exchange(test.evidence[-1], twin.evidence) if twin is not None else None
+        pairs.append(
+            PairView(
+                nodeid=test.nodeid,
+                target=exchange_view(test.evidence[-1]),
+                upstream=exchange_view(theirs) if theirs is not None else None,
+                upstream_outcome=twin.outcome.value if twin is not None else "not run",
+            )
+        )
+    return tuple(pairs)
+
+
 def requirement_view(result: RequirementResult) -> RequirementView:
     bad = view.bad_tests(result)
     others = view.other_tests(result)
@@ -165,6 +198,7 @@ def requirement_view(result: RequirementResult) -> RequirementView:
         sample=exchange_view(sample) if sample is not None else None,
         expanded=result.outcome in view.BAD,
         standalone=result.outcome in (*view.BAD, Outcome.WAIVED),
+        pairs=pair_views(result, bad),
     )
 
 
@@ -185,6 +219,8 @@ def render_html(run: RunResult, *, generated: str | None = None) -> str:
             levels=view.level_counts(run.requirements),
             groups=groups,
             failing=view.failing(run),
+            attribution=view.attribution_counts(run),
+            attribution_words={a.value: words for a, words in view.ATTRIBUTION_WORDS.items()},
             generated=generated or datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )

@@ -42,7 +42,7 @@ def _failure_text(result: RequirementResult) -> str:
 
 
 def _message(result: RequirementResult) -> str:
-    return text.shorten(f"{result.id}: {result.reason}", MESSAGE_CAP)
+    return text.shorten(f"{result.id}: {result.reason}{view.attribution_of(result)}", MESSAGE_CAP)
 
 
 def write_junit(run: RunResult, path: Path) -> Path:
@@ -69,6 +69,7 @@ def write_junit(run: RunResult, path: Path) -> Path:
         ("spec_version", meta.spec_version),
         ("spec_commit", meta.spec_commit),
         ("seed", "" if meta.seed is None else str(meta.seed)),
+        *((("upstream", meta.upstream),) if meta.upstream is not None else ()),
     ):
         ET.SubElement(properties, "property", name=name, value=text.shorten(value, 1000))
     for result in run.requirements:
@@ -79,6 +80,11 @@ def write_junit(run: RunResult, path: Path) -> Path:
             name=text.shorten(f"{result.id} {result.title}", 300),
             time=f"{sum(t.duration for t in result.tests):.3f}",
         )
+        if result.attribution is not None:  # a run with --upstream-url: where the verdict comes from
+            attributed = ET.SubElement(case, "properties")
+            ET.SubElement(attributed, "property", name="attribution", value=result.attribution.value)
+            if result.upstream is not None:
+                ET.SubElement(attributed, "property", name="upstream_outcome", value=result.upstream.outcome.value)
         if result.outcome is Outcome.FAIL:
             ET.SubElement(case, "failure", message=_message(result), type="FAIL").text = _failure_text(result)
         elif result.outcome in (Outcome.ERROR, Outcome.BLOCKED):

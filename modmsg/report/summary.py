@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from modmsg.report import text, view
-from modmsg.results import RunResult
+from modmsg.results import Attribution, RunResult
 
 MAX_LISTED = 50  # failing requirements listed; the rest are counted
 REASON_CAP = 160
@@ -66,10 +66,11 @@ def render_summary(run: RunResult) -> str:
             reason = f": {escape(result.reason)}" if result.reason else ""
             lines.append(
                 f"- {view.SYMBOLS[result.outcome.value]} **{result.outcome.value}** {result.id} "
-                f"[{result.level}] {escape(result.title, 120)}{reason}"
+                f"[{result.level}] {escape(result.title, 120)}{reason}{escape(view.attribution_of(result))}"
             )
         if len(failing) > MAX_LISTED:
             lines.append(f"- and {len(failing) - MAX_LISTED} more (see report.html)")
+    lines += attribution_lines(run)
     waived = [r for r in run.requirements if r.outcome.value == "WAIVED"]
     if waived:
         lines += ["", f"Waived ({len(waived)}): " + ", ".join(r.id for r in waived[:MAX_LISTED])]
@@ -83,6 +84,23 @@ def render_summary(run: RunResult) -> str:
         ):
             lines.append(f"- {label} ({len(ids)}): {', '.join(ids[:MAX_LISTED]) or 'none'}")
     return "\n".join(lines) + "\n"
+
+
+def attribution_lines(run: RunResult) -> list[str]:
+    """The requirements per attribution, for a run with an upstream (``--upstream-url``); none otherwise."""
+    if run.meta.upstream is None:
+        return []
+    lines = ["", f"### Attribution against the upstream {_code(run.meta.upstream)}", ""]
+    for attribution in Attribution:
+        ids = [r.id for r in run.requirements if r.attribution is attribution]
+        if ids and attribution not in (Attribution.NONE, Attribution.UNKNOWN):
+            listed = ", ".join(ids[:MAX_LISTED]) + (
+                f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else ""
+            )
+            lines.append(f"- {escape(view.ATTRIBUTION_WORDS[attribution])} ({len(ids)}): {listed}")
+        elif ids:
+            lines.append(f"- {escape(view.ATTRIBUTION_WORDS[attribution])}: {len(ids)}")
+    return lines
 
 
 def write_summary(run: RunResult, path: Path) -> Path:

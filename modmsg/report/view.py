@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from modmsg.requirements import AREA_TITLES
-from modmsg.results import BUNDLED, Outcome, RequirementResult, RunResult, TestRecord
+from modmsg.results import BUNDLED, Attribution, Outcome, RequirementResult, RunResult, TestRecord
 
 STATES: tuple[Outcome, ...] = (
     Outcome.PASS,
@@ -70,6 +70,8 @@ def replay(run: RunResult) -> str:
     parts = ["modmsg run"]
     if meta.target != BUNDLED:
         parts.append(f"--base-url {meta.target}")
+    if meta.upstream is not None:
+        parts.append(f"--upstream-url {meta.upstream}")
     parts.append(f"--profile {meta.profile}")
     if meta.seed is not None:
         parts.append(f"--seed {meta.seed}")
@@ -119,3 +121,68 @@ def bad_tests(result: RequirementResult) -> tuple[TestRecord, ...]:
 def other_tests(result: RequirementResult) -> tuple[TestRecord, ...]:
     bad = set(map(id, bad_tests(result)))
     return tuple(t for t in result.tests if id(t) not in bad)
+
+
+# ------------------------------------------------------------------------------------------------ attribution
+# Only runs with --upstream-url carry an attribution; every report shows it only then.
+
+ATTRIBUTION_WORDS = {
+    Attribution.INTRODUCED: "introduced by the target",
+    Attribution.INHERITED: "inherited from the upstream",
+    Attribution.MASKED: "masked by the target (the upstream fails it)",
+    Attribution.NONE: "passes on both",
+    Attribution.UNKNOWN: "attribution unknown",
+}
+
+
+def attribution_counts(run: RunResult) -> dict[str, int]:
+    """Requirements per attribution, in the order of :class:`Attribution`, only those present."""
+    counts = {a.value: sum(r.attribution is a for r in run.requirements) for a in Attribution}
+    return {name: count for name, count in counts.items() if count}
+
+
+def attribution_line(run: RunResult) -> str | None:
+    """``attribution against the upstream URL: 2 introduced, 1 inherited, 30 none``; None without an upstream."""
+    if run.meta.upstream is None:
+        return None
+    counts = ", ".join(f"{count} {name}" for name, count in attribution_counts(run).items()) or "nothing judged"
+    return f"attribution against the upstream {run.meta.upstream}: {counts}"
+
+
+def attribution_of(result: RequirementResult) -> str:
+    """`` (introduced by the target; upstream PASS)`` for a requirement of a run with an upstream, else ""."""
+    if result.attribution is None:
+        return ""
+    upstream = f"; upstream {result.upstream.outcome.value}" if result.upstream is not None else ""
+    return f" ({ATTRIBUTION_WORDS[result.attribution]}{upstream})"
+
+
+def upstream_twin(result: RequirementResult, test: TestRecord) -> TestRecord | None:
+    """The upstream's run of the same test, for a requirement of a run with an upstream."""
+    if result.upstream is None:
+        return None
+    return next((t for t in result.upstream.tests if t.nodeid == test.nodeid), None)
+
+
+def _shape(url: object) -> str:
+    """A URL's path from ``threads`` on, the ids after ``threads`` and ``messages`` masked: the same call on
+    either side of a gateway."""
+    path = str(url).split("://", 1)[-1].partition("/")[2].partition("?")[0]
+    parts = path.split("/")
+    parts = parts[parts.index("threads") :] if "threads" in parts else parts  # a gateway may add a prefix
+    masked = ["{id}" if i and parts[i - 1] in ("threads", "messages") else part for i, part in enumerate(parts)]
+    return "/".join(masked)
+
+
+def matching_exchange(
+    exchange: Mapping[str, object], candidates: Sequence[Mapping[str, object]]
+) -> Mapping[str, object] | None:
+    """The last of ``candidates`` (the upstream's exchanges) making the same call as ``exchange`` (the target's):
+    same method, same path once ids are masked; else the last of them; None when there are none."""
+    same = [
+        c
+        for c in candidates
+        if c.get("method") == exchange.get("method") and _shape(c.get("url")) == _shape(exchange.get("url"))
+    ]
+    chosen = same or list(candidates)
+    return chosen[-1] if chosen else None
