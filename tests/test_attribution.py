@@ -21,7 +21,7 @@ from modmsg.reference import start_server
 from modmsg.reference.variants import get_variant
 from modmsg.report import write_reports
 from modmsg.results import Attribution, Claim, Outcome, RequirementResult, RunMeta, RunResult, TestRecord
-from tests.helpers import run_suite
+from tests.helpers import run_cli, run_suite
 
 KEY = "sk-attrib-target-0123456789abcdef"
 UPSTREAM_KEY = "sk-attrib-upstream-fedcba9876543210"
@@ -265,6 +265,11 @@ def test_a_variant_in_front_of_a_correct_upstream_introduces_its_requirements(tm
     assert (tmp_path / "upstream" / "results.json").is_file()  # the pass's own reports, in a private sub-directory
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "Straight to the upstream" in html
+    claim = json.loads((tmp_path / "claim.json").read_text(encoding="utf-8"))["predicate"]["modmsg"]
+    assert claim["upstream"] == servers["correct_upstream"].base_url
+    assert claim["attribution"]["MM-META-06"] == "introduced"
+    verified = run_cli("verify", str(tmp_path))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     _no_secret_anywhere(run, tmp_path)
     # cleanup on both sides: no thread of the run is left on either, and nothing is left for the sweep
     assert servers["broken"].thread_ids() == [] and servers["correct_upstream"].thread_ids() == []

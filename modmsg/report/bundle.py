@@ -140,6 +140,12 @@ def predicate_result(run: RunResult) -> str:
 def modmsg_facts(run: RunResult, commit: str | None, modified: bool | None) -> dict[str, Any]:
     """The claim's own fields: everything ``modmsg verify`` compares with results.json, and the suite's commit."""
     meta = run.meta
+    attributed = {}  # with --upstream-url only, so a claim without an upstream keeps its shape
+    if meta.upstream is not None:
+        attributed = {
+            "upstream": without_userinfo(meta.upstream),
+            "attribution": {r.id: r.attribution.value for r in run.requirements if r.attribution is not None},
+        }
     return {
         "format": CLAIM_FORMAT,
         "suite": {"name": "modmsg", "version": meta.suite_version, "commit": commit, "modified": modified},
@@ -155,6 +161,7 @@ def modmsg_facts(run: RunResult, commit: str | None, modified: bool | None) -> d
         "stopped": meta.stopped,
         "claim": run.claim.as_dict(),
         "outcomes": {r.id: r.outcome.value for r in run.requirements},
+        **attributed,
     }
 
 
