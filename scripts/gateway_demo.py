@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from modmsg.reference import start_server
+from modmsg.report import ARTEFACTS
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "portkey"
@@ -342,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{PACKAGE} {version} in front of the modmsg reference server:")
     for line in summary_lines(results):
         print(line)
-    print(f"reports: {_show(report_dir)}/ (report.html, results.json, junit.xml, summary.md, badge.svg)")
+    print(f"reports: {_show(report_dir)}/ ({', '.join(ARTEFACTS)})")
     return EXIT_OK
 
 
