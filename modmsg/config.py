@@ -35,6 +35,7 @@ from modmsg.values import (
     output_file_or_none,
     parse_headers,
     parse_integer,
+    parse_latency_ms,
     parse_non_negative_int,
     parse_positive_int,
     parse_rate_limit,
@@ -212,6 +213,17 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="N",
     ),
     Option(
+        "reference_latency_ms",
+        "--reference-latency-ms",
+        "MODMSG_REFERENCE_LATENCY_MS",
+        0.0,
+        "Make the bundled reference server a distant target: each request answered MS ms late, the first of each "
+        "new connection 2*MS ms late (for measuring; no effect with --base-url).",
+        parse=parse_latency_ms,
+        kind=NUMBER,
+        metavar="MS",
+    ),
+    Option(
         "max_examples",
         "--max-examples",
         "MODMSG_MAX_EXAMPLES",
@@ -276,6 +288,7 @@ class Settings:
     max_duration: float = 3600.0
     rate_limit: float | None = None
     max_transport_failures: int = 5
+    reference_latency_ms: float = 0.0
     max_examples: int = 100
     seed: int | None = None
     report_dir: Path = field(default_factory=lambda: Path("reports"))
