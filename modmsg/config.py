@@ -213,6 +213,17 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="N",
     ),
     Option(
+        "concurrency",
+        "--concurrency",
+        "MODMSG_CONCURRENCY",
+        4,
+        "Send the cases of a generated stream over N connections at once (at most 8); the verdicts, the first "
+        "failing case and the evidence are those of --concurrency 1.",
+        parse=parse_positive_int,
+        kind=WHOLE,
+        metavar="N",
+    ),
+    Option(
         "reference_latency_ms",
         "--reference-latency-ms",
         "MODMSG_REFERENCE_LATENCY_MS",
@@ -288,6 +299,7 @@ class Settings:
     max_duration: float = 3600.0
     rate_limit: float | None = None
     max_transport_failures: int = 5
+    concurrency: int = 4
     reference_latency_ms: float = 0.0
     max_examples: int = 100
     seed: int | None = None

@@ -65,6 +65,7 @@ def new_run(
         max_examples=settings.max_examples,
         replay_base_url=settings.base_url,  # as the user gave it; None: the bundled reference server
         replay_profile=settings.profile,
+        concurrency=settings.concurrency,
     )
 
 

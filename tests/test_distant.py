@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
+from typing import Any
 
 import pytest
 from helpers import run_cli
 
+from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
+from modmsg.generation.builtin_checks import load_schema, modify_operation
+from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.run import GeneratedRun
+from modmsg.generation.shrink import ShrinkBudget
+from modmsg.profiles import load_profile
+from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.latency import Latency
+from modmsg.reference.variants import VARIANTS, Variant, get_variant
+from modmsg.transport import Transport
 
 
 def _serve(latency: Latency, client: tuple[str, int] | None) -> None:
@@ -54,3 +66,108 @@ def test_serve_refuses_a_bad_latency_in_one_sentence() -> None:
     assert result.returncode == 2
     assert "--latency-ms must be between 0 and 60000" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ concurrency with identical verdicts
+
+KEY = "sk-distant"
+STREAM_REQS = frozenset({"MM-GEN-01", "MM-GEN-02", "MM-GEN-03", "MM-ERR-08"})
+_VOLATILE = re.compile(r"\b(?:thread|msg|req)_[A-Za-z0-9]+|\b\d{10,}\b|127\.0\.0\.1:\d+|TestCaseId: \w+")
+
+
+def _plain(text: str | None) -> str:
+    """Text with what differs between two runs of the same seed masked: ids, timestamps, the server's port,
+    Schemathesis' random test case id."""
+    return _VOLATILE.sub("…", text or "")
+
+
+def _verdicts(server: ReferenceServer, concurrency: int, *, seed: int = 7, max_examples: int = 12) -> dict[str, Any]:
+    """Per mode and requirement of the streams: the outcome, the first failing case (where it was drawn, its
+    failure text) and its evidence in order; and the test's evidence as recorded."""
+    transport = Transport(base_url=server.base_url, api_key=KEY)
+    api = AssistantsApi(transport)
+    seen: dict[str, Any] = {}
+    for mode in (POSITIVE, NEGATIVE):
+        run = GeneratedRun(
+            operation=modify_operation(load_schema()),
+            transport=transport,
+            api=api,
+            base_url=server.base_url,
+            profile=load_profile("openai"),
+            message=api.create_message(api.create_thread()["id"]),
+            seed=seed,
+            max_examples=max_examples,
+            replay_base_url=None,
+            replay_profile="openai",
+            shrink_budget=ShrinkBudget(requests=6, seconds=20),
+            concurrency=concurrency,
+        )
+        with transport.recording() as recorder:
+            stream = run.stream(mode, label=mode.value)
+        seen[mode.value] = {
+            "sent": stream.sent,
+            "evidence": [(e.method, _plain(e.url), e.status) for e in recorder.snapshot() if e.status != 429],
+            **{
+                req: None
+                if (finding := stream.findings.get(req)) is None
+                else (
+                    type(finding.failure).__name__,
+                    _plain(str(finding.failure)),
+                    finding.drawn and (finding.drawn.batch, finding.drawn.call, finding.drawn.fingerprint),
+                    [
+                        (e.method, _plain(e.url), e.status, _plain(e.request_body))
+                        for e in finding.evidence
+                        if e.status != 429
+                    ],
+                )
+                for req in stream.reqs
+            },
+        }
+    seen["429s"] = len(transport.rate_limited)  # not compared: when a 429 comes is a matter of timing
+    return seen
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> None:
+    assert {k: v for k, v in one.items() if k != "429s"} == {k: v for k, v in other.items() if k != "429s"}
+
+
+def _stream_variants() -> list[Variant]:
+    return [v for v in VARIANTS if STREAM_REQS & {*v.breaks, *v.generated}]
+
+
+def test_concurrent_streams_give_the_verdicts_of_one_lane_on_the_reference_server() -> None:
+    with start_server(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert all(one[mode][req] is None for mode in ("positive", "negative") for req in STREAM_REQS & set(one[mode]))
+    assert one["negative"]["sent"] == 12
+
+
+@pytest.mark.parametrize("variant", _stream_variants(), ids=lambda v: v.name)
+def test_concurrent_streams_give_the_verdicts_of_one_lane_on_every_variant_a_stream_judges(variant: Variant) -> None:
+    """Every variant whose defect a generated stream can find: same outcome per requirement, same first failing
+    case (where drawn, its failure text, its exchanges in order), same evidence order, at concurrency 1 and 4."""
+    with variant.start(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+
+
+LOWERCASES = get_variant("lowercases_metadata_keys")  # fails MM-GEN-01 on generated input (seed 7); shrinks
+
+
+def test_concurrent_streams_give_the_same_verdicts_under_429s() -> None:
+    """The target answers 429 past 15 requests a second (Retry-After: 1): the retries land in every lane, and the
+    verdicts, first failing cases and evidence (429s aside) are still those of one lane at a time."""
+    limited = dataclasses.replace(LOWERCASES, behaviour=dataclasses.replace(LOWERCASES.behaviour, rate_limit=15))
+    with limited.start(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert one["positive"]["MM-GEN-01"] is not None
+    assert one["429s"] + four["429s"] > 0  # the rate limit was hit
+
+
+def test_concurrent_streams_give_the_same_verdicts_against_a_distant_target() -> None:
+    with LOWERCASES.start(KEY, latency_ms=20) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert one["positive"]["MM-GEN-01"] is not None
