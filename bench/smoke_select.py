@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.smoke import SMOKE_EXAMPLES
 from modmsg.paths import REPO_DIR
 from modmsg.reference.variants import VARIANTS
+from modmsg.smoke import costs_path
 from proving.mutation import REFERENCE, run_many, run_variant
 
 THREAD_CREATE = ("POST", "threads")
@@ -132,7 +133,7 @@ def best_cover(caught_by_test: Mapping[str, set[str]], cost: Mapping[str, int], 
 
 def record_reference(work: Path) -> Path:
     recording = work / "reference.jsonl"
-    examples = ("--max-examples", str(SMOKE_EXAMPLES))
+    examples = ("--max-examples", str(SMOKE_EXAMPLES), "--seed", "1")  # the same costs for the same suites
     outcome = run_variant(
         REFERENCE, work / "reference", *examples, "--record-requests", str(recording), max_examples=None
     )
@@ -167,6 +168,23 @@ def _failures_once(work: Path, workers: int, seed: int) -> dict[str, set[str]]:
     }
 
 
+def write_costs(work: Path) -> Path:
+    """Measure what each test costs at the smoke's --max-examples on the reference server and write it to
+    ``suites/smoke-costs.json``, which the smoke rule (``modmsg.smoke``) reads: no variant is looked at."""
+    recording = record_reference(work)
+    costs, carriers = test_costs(recording)
+    results = json.loads((work / "reference" / "results.json").read_text(encoding="utf-8"))
+    nodeids = {t["nodeid"] for r in results["requirements"] for t in r.get("tests") or ()}
+    unit = unit_costs({nodeid: set() for nodeid in nodeids}, costs, carriers)
+    path = costs_path()
+    data = {
+        "about": "requests per test at --max-examples 3 on the reference server: python -m bench.smoke_select --costs",
+        "costs": {nodeid.split("/", 1)[-1]: unit[nodeid] for nodeid in sorted(unit)},
+    }
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.smoke_select", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -176,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_DIR / "reports" / "smoke-select.json")
     parser.add_argument("--reuse", action="store_true", help="take the per-variant failures from --out")
     parser.add_argument("--seed", type=int, action="append", default=[], help="seeds (default 1, 2, 3)")
+    parser.add_argument("--costs", action="store_true", help="only measure the costs the smoke rule reads")
     args = parser.parse_args(argv)
+    if args.costs:
+        with tempfile.TemporaryDirectory(prefix="modmsg-smoke-costs-") as tmp:
+            print(f"wrote {write_costs(Path(tmp))}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="modmsg-smoke-select-") as tmp:
         work = Path(tmp)
         costs, carriers = test_costs(record_reference(work))

@@ -42,7 +42,6 @@ def test_unknown_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-03")
-@pytest.mark.smoke
 def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads, seeded):
     other = threads.create()
     before = fetch(api, seeded)
@@ -58,7 +57,6 @@ def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads,
 
 
 @pytest.mark.req("MM-ERR-04")
-@pytest.mark.smoke
 def test_deleted_message_returns_404(api, seeded):
     api.delete_message(seeded["thread_id"], seeded["id"])
     response = api.modify_message(seeded["thread_id"], seeded["id"], {"metadata": {"a": "b"}})
@@ -66,7 +64,6 @@ def test_deleted_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-05")
-@pytest.mark.smoke
 def test_message_of_deleted_thread_returns_404(api, threads):
     thread = threads.create()
     message = api.create_message(thread["id"])

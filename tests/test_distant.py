@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from helpers import run_cli
 
 from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
 from modmsg.generation.builtin_checks import load_schema, modify_operation
 from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.pool import lanes_for
 from modmsg.generation.run import GeneratedRun
 from modmsg.generation.shrink import ShrinkBudget
+from modmsg.ledger import LEDGER_NAME, Ledger
+from modmsg.plugin.threads import CLEANUP_GIVE_UP, ThreadFactory
 from modmsg.profiles import load_profile
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.latency import Latency
@@ -81,7 +86,7 @@ def _plain(text: str | None) -> str:
     return _VOLATILE.sub("…", text or "")
 
 
-def _verdicts(server: ReferenceServer, concurrency: int, *, seed: int = 7, max_examples: int = 12) -> dict[str, Any]:
+def _verdicts(server: ReferenceServer, concurrency: int, *, seed: int = 7, max_examples: int = 16) -> dict[str, Any]:
     """Per mode and requirement of the streams: the outcome, the first failing case (where it was drawn, its
     failure text) and its evidence in order; and the test's evidence as recorded."""
     transport = Transport(base_url=server.base_url, api_key=KEY)
@@ -140,7 +145,7 @@ def test_concurrent_streams_give_the_verdicts_of_one_lane_on_the_reference_serve
         one, four = _verdicts(server, 1), _verdicts(server, 4)
     _same(one, four)
     assert all(one[mode][req] is None for mode in ("positive", "negative") for req in STREAM_REQS & set(one[mode]))
-    assert one["negative"]["sent"] == 12
+    assert one["negative"]["sent"] == 16
 
 
 @pytest.mark.parametrize("variant", _stream_variants(), ids=lambda v: v.name)
@@ -171,3 +176,39 @@ def test_concurrent_streams_give_the_same_verdicts_against_a_distant_target() ->
         one, four = _verdicts(server, 1), _verdicts(server, 4)
     _same(one, four)
     assert one["positive"]["MM-GEN-01"] is not None
+
+
+def test_the_end_of_run_cleanup_deletes_concurrently_and_settles_the_ledger(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / LEDGER_NAME)
+    with start_server(KEY) as server:
+        api = AssistantsApi(Transport(base_url=server.base_url, api_key=KEY))
+        factory = ThreadFactory(api=api, run_id="modmsg-dddddddddddd", ledger=ledger, target="t", concurrency=4)
+        made = [factory.create()["id"] for _ in range(12)]
+        assert set(made) <= set(server.thread_ids())
+        assert factory.cleanup() == ()
+        assert not set(made) & set(server.thread_ids())
+    assert ledger.pending() == []
+
+
+def test_a_concurrent_cleanup_still_gives_up_on_a_dead_target(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / LEDGER_NAME)
+    attempts: list[str] = []
+    dead = Transport("http://127.0.0.1:9/v1", KEY, sleep=lambda _: None, connect_retries=0)
+    send = dead.send
+
+    def counted(prepared: requests.PreparedRequest) -> requests.Response:
+        attempts.append(prepared.url or "")
+        return send(prepared)
+
+    dead.send = counted  # type: ignore[method-assign]
+    factory = ThreadFactory(api=AssistantsApi(dead), run_id="modmsg-eeeeeeeeeeee", ledger=ledger, target="d")
+    factory.concurrency = 4
+    factory.created.extend(f"thread_{i:024d}" for i in range(40))
+    for thread_id in factory.created:
+        ledger.created(factory.run_id, thread_id, factory.target)
+    assert len(factory.cleanup()) == 40 and len(ledger.pending()) == 40
+    assert len(attempts) < CLEANUP_GIVE_UP + 4  # the give-up holds across the pool: at most 3 more were in flight
+
+
+def test_a_streams_lanes_are_set_by_its_size_never_by_the_concurrency() -> None:
+    assert [lanes_for(n) for n in (1, 3, 7, 8, 16, 100, 10_000)] == [1, 1, 1, 2, 4, 8, 8]

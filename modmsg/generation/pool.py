@@ -1,13 +1,14 @@
 """Sending a stream's cases concurrently, with verdicts a sequential run would give (``--concurrency``).
 
-A stream's cases are spread over ``STREAM_LANES`` lanes, each a message of its own: the n-th case of the stream
-goes to lane ``n % STREAM_LANES`` whatever ``--concurrency`` is, and a lane sends its cases one at a time in draw
-order. So every message sees the same requests in the same order at any concurrency, and a deterministic target
-answers each case the same way. Cases are drawn by Hypothesis one at a time, as before, and sent a window of
-``WINDOW`` cases at a time: up to ``--concurrency`` lanes send their cases of a window at once (one connection
-each), while the next window is drawn; the window's answers are then judged in draw order on the calling thread.
-The first failing case per requirement, the evidence and its order are therefore those of ``--concurrency 1``.
-A window is judged before the next one is sent, so at most two windows of cases are held: memory stays flat.
+A stream's cases are spread over ``lanes_for(--max-examples)`` lanes (at most ``STREAM_LANES``), each a message of
+its own: the n-th case of the stream goes to lane ``n % lanes`` whatever ``--concurrency`` is, and a lane sends its
+cases one at a time in draw order. So every message sees the same requests in the same order at any concurrency,
+and a deterministic target answers each case the same way. Cases are drawn by Hypothesis one at a time, as before,
+and sent a window of ``WINDOW`` cases at a time: up to ``--concurrency`` lanes send their cases of a window at once
+(one connection each), while the next window is drawn; the window's answers are then judged in draw order on the
+calling thread. The first failing case per requirement, the evidence and its order are therefore those of
+``--concurrency 1``. A window is judged before the next one is sent, so at most two windows of cases are held:
+memory stays flat.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ from modmsg.evidence import Exchange
 from modmsg.transport import RequestDropped
 
 STREAM_LANES = 8
-"""Messages a stream's cases are spread over; also the most cases of a stream in flight at once."""
+"""The most messages a stream's cases are spread over; also the most cases of a stream in flight at once."""
+CASES_PER_LANE = 4
+"""A lane costs a request (its message), so a stream of fewer than ``STREAM_LANES * CASES_PER_LANE`` cases has
+fewer lanes: ``--max-examples 3`` (the smoke) sends every case to one message, as a sequential run would."""
+
+
+def lanes_for(cases: int) -> int:
+    """The lanes of a stream of ``cases`` cases: set by the stream's size alone, never by ``--concurrency``."""
+    return max(1, min(STREAM_LANES, cases // CASES_PER_LANE))
+
+
 WINDOW = 4 * STREAM_LANES
 """Cases sent per window: four per lane, so a lane keeps its connection busy while the next window is drawn."""
 

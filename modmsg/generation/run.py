@@ -134,14 +134,14 @@ class GeneratedRun:
 
         Nothing is raised: a requirement's first failing case is kept and the stream goes on judging the others;
         it ends early only once every requirement has failed. A request the target drops (``RequestDropped``) is
-        MM-ERR-08's finding, and the stream goes on. The cases are sent by ``concurrency`` lanes at once and judged
-        in draw order (:mod:`modmsg.generation.pool`), so the verdicts are those of one lane at a time. Then each
-        finding is shrunk for its requirement alone (``shrink.shrink_finding``).
+        MM-ERR-08's finding, and the stream goes on. Sent by ``concurrency`` lanes, judged in draw order (``pool``).
+        Then each finding is shrunk for its requirement alone (``shrink.shrink_finding``).
         """
         judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
         stream = Stream(reqs=tuple(j.req for j in judges), seed=self.seed)
         strategy = self.strategy(mode)
-        lanes = [pooling.Lane(self._lane(self.message))] + [pooling.Lane() for _ in range(pooling.STREAM_LANES - 1)]
+        more = pooling.lanes_for(self.max_examples) - 1
+        lanes = [pooling.Lane(self._lane(self.message))] + [pooling.Lane() for _ in range(more)]
         pool: pooling.LanePool[pooling.Lane[GeneratedRun], pooling.Drawing] = pooling.LanePool(
             lanes,
             self.concurrency,
