@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from modmsg.reference.variants import Variant
 from proving.mutation import (
     REFERENCE,
     STOCK_TIMEOUT,
+    QuietInvalidRequests,
     fresh_key,
     live_message,
     stock_command,
@@ -143,10 +145,41 @@ def lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def markdown(data: dict[str, Any]) -> list[str]:
+    """The section of bench/RESULTS.md."""
+    return [
+        "## 6. A distant target",
+        "",
+        "Against the reference server in this process answering each request "
+        f"{data['latency_ms']:g} ms late and the first request of each new connection twice that (`modmsg serve "
+        "--latency-ms`), behind a request counter; the one-by-one time replays the default run's recorded requests "
+        "over one kept-alive `requests.Session` against a fresh such server.",
+        "",
+        "```",
+        *lines(data),
+        "```",
+        "",
+    ]
+
+
+def readme_rows(data: dict[str, Any] | None) -> list[str]:
+    """The README performance table's rows (none when the bench had no distant section)."""
+    if not data:
+        return []
+    default, floor = data["default"], data["one_by_one"]
+    return [
+        f"| distant target ({data['latency_ms']:g} ms a round trip): default run vs its requests one by one | "
+        f"{default['seconds']:.0f} s vs {floor['seconds']:.0f} s: **{data['ratio']:.2f}x** (goal <= "
+        f"{data['goal']:g}x; `--concurrency 1`: {data['ratio_concurrency_1']:.2f}x); stock `st run --workers "
+        f"{data['stock']['workers']}` {data['stock']['seconds']:.0f} s, {data['stock']['requests']} requests |"
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.distant", description=__doc__.splitlines()[0])
     parser.add_argument("--report-dir", type=Path, default=REPO_DIR / "reports")
     args = parser.parse_args(argv)
+    logging.getLogger("uvicorn.error").addFilter(QuietInvalidRequests())  # the stock tool's unparseable requests
     with tempfile.TemporaryDirectory(prefix="modmsg-distant-") as tmp:
         data = measure(Path(tmp), args.report_dir)
     data["machine"] = machine()

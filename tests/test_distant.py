@@ -12,6 +12,7 @@ import pytest
 import requests
 from helpers import run_cli
 
+from bench import distant
 from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
 from modmsg.generation.builtin_checks import load_schema, modify_operation
@@ -212,3 +213,23 @@ def test_a_concurrent_cleanup_still_gives_up_on_a_dead_target(tmp_path: Path) ->
 
 def test_a_streams_lanes_are_set_by_its_size_never_by_the_concurrency() -> None:
     assert [lanes_for(n) for n in (1, 3, 7, 8, 16, 100, 10_000)] == [1, 1, 1, 2, 4, 8, 8]
+
+
+def test_the_distant_bench_section_renders_its_figures_and_the_goal() -> None:
+    data = {
+        "latency_ms": 40.0,
+        "concurrency_1": {"concurrency": 1, "seconds": 120.0, "requests": 1650},
+        "default": {"concurrency": 4, "seconds": 20.0, "requests": 1650},
+        "one_by_one": {"seconds": 76.0, "requests": 1648, "mismatches": 0},
+        "ratio": 0.263,
+        "ratio_concurrency_1": 1.579,
+        "goal": 0.3,
+        "stock": {"workers": 4, "seconds": 18.2, "requests": 131, "exit": 1},
+        "ours_per_100": None,
+        "stock_per_100": None,
+    }
+    text = "\n".join(distant.lines(data))
+    assert "0.26x (meets the goal <= 0.3x)" in text and "st run --workers 4" in text
+    assert "0.26x** (goal <= 0.3x" in distant.readme_rows(data)[0]
+    assert distant.markdown(data)[0] == "## 6. A distant target"
+    assert distant.readme_rows(None) == []
