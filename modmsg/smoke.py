@@ -1,13 +1,13 @@
 """The smoke selection (``-m smoke``), chosen by a rule that looks at no broken server: judge as many distinct MUST
-requirements as ``BUDGET`` requests allow at ``SMOKE_EXAMPLES`` generated cases per mode.
+requirements of every area as ``BUDGET`` requests allow at ``SMOKE_EXAMPLES`` generated cases per mode.
 
-The rule is greedy and deterministic: while the budget allows, take the test that judges the most MUST requirements
-not judged yet per request it costs (the cheapest first among equals, then the node id). What a test costs is
-measured once on the reference server (``suites/smoke-costs.json``, written by ``python -m bench.smoke_select
---costs``): its setup, body and teardown plus the end-of-run DELETE of each thread it made. Tests that share a
-drawn stream (one ``xdist_group``) share its cost: the first one taken pays for it. The plugin marks the tests the
-rule takes with ``smoke`` at collection, so the selection follows the catalogue and the suites as they change; a
-test fails when the costs are stale (a test judging a MUST requirement has none).
+The rule is greedy and deterministic: in rounds over the areas (META, REQ, ERR, ...), take for each area the test
+that judges the most MUST requirements not judged yet per request it costs, as long as the budget allows. What a
+test costs is measured once on the reference server (``suites/smoke-costs.json``, written by ``python -m
+bench.smoke_select --costs``): its setup, body and teardown plus the end-of-run DELETE of each thread it made.
+Tests that share a drawn stream (one ``xdist_group``) share its cost: the first one taken pays for it. The plugin
+marks the tests the rule takes with ``smoke`` at collection, so the selection follows the catalogue and the suites
+as they change; a test fails when the costs are stale (a test judging a MUST requirement has none).
 """
 
 from __future__ import annotations
@@ -49,30 +49,45 @@ def load_costs(path: Path | None = None) -> dict[str, int]:
     return {str(k): int(v) for k, v in costs.items()} if isinstance(costs, dict) else {}
 
 
+def area(req_id: str) -> str:
+    """``MM-REQ-03`` -> ``REQ``."""
+    return req_id.split("-")[1] if req_id.count("-") >= 2 else req_id
+
+
 def choose(candidates: list[Candidate], budget: int = BUDGET) -> tuple[Candidate, ...]:
-    """The tests the rule takes, in the order it takes them."""
+    """The tests the rule takes, in the order it takes them: in rounds over the areas of the MUST requirements
+    (alphabetical), each round takes for each area the test that judges a MUST requirement of that area not judged
+    yet and the most such requirements per request (the cheapest first among equals, then the node id), as long as
+    it fits the budget; until no area gains. So a small budget is spread over every area before any area gets a
+    second test: defects are spread over the areas too."""
     chosen: list[Candidate] = []
     judged: set[str] = set()
     paid: set[str] = set()
     spent = 0
-    while True:
-        best: tuple[tuple[float, int, str], Candidate, int] | None = None
-        for candidate in candidates:
-            new = candidate.musts - judged
-            price = 0 if candidate.shares is not None and candidate.shares in paid else candidate.requests
-            if not new or candidate in chosen or spent + price > budget:
+    areas = sorted({area(req) for candidate in candidates for req in candidate.musts})
+    gained = True
+    while gained:
+        gained = False
+        for name in areas:
+            best: tuple[tuple[float, int, str], Candidate, int] | None = None
+            for candidate in candidates:
+                new = candidate.musts - judged
+                price = 0 if candidate.shares is not None and candidate.shares in paid else candidate.requests
+                if not any(area(req) == name for req in new) or candidate in chosen or spent + price > budget:
+                    continue
+                key = (-len(new) / max(price, 0.5), price, candidate.nodeid)
+                if best is None or key < best[0]:
+                    best = (key, candidate, price)
+            if best is None:
                 continue
-            key = (-len(new) / max(price, 0.5), price, candidate.nodeid)
-            if best is None or key < best[0]:
-                best = (key, candidate, price)
-        if best is None:
-            return tuple(chosen)
-        _, candidate, price = best
-        chosen.append(candidate)
-        judged |= candidate.musts
-        spent += price
-        if candidate.shares is not None:
-            paid.add(candidate.shares)
+            _, candidate, price = best
+            chosen.append(candidate)
+            judged |= candidate.musts
+            spent += price
+            gained = True
+            if candidate.shares is not None:
+                paid.add(candidate.shares)
+    return tuple(chosen)
 
 
 def candidates_of(

@@ -32,27 +32,32 @@ def test_the_smoke_selection_stays_under_100_requests_against_the_reference(tmp_
     assert run.results["claim"]["text"].startswith("partial run"), "a selection must never claim conformance"
 
 
-def test_the_smoke_rule_takes_the_most_must_requirements_per_request_within_the_budget() -> None:
-    """The rule looks at no broken server: MUST requirements judged per request, cheapest first, within the budget;
-    tests that share a drawn stream pay for it once."""
-    stream = "positive-stream"
+def test_the_smoke_rule_spreads_the_budget_over_the_areas_most_must_requirements_per_request_first() -> None:
+    """The rule looks at no broken server: in rounds over the areas, each takes the test that judges the most MUST
+    requirements of it not judged yet per request, within the budget; tests sharing a drawn stream pay once."""
+    stream = "negative-stream"
     candidates = [
-        Candidate("a.py::two_for_six", frozenset({"R1", "R2"}), 6),
-        Candidate("a.py::one_for_four", frozenset({"R3"}), 4),
-        Candidate("a.py::r1_again_for_one", frozenset({"R1"}), 1),
-        Candidate("b.py::stream_one", frozenset({"R4"}), 12, stream),
-        Candidate("b.py::stream_two", frozenset({"R5"}), 12, stream),
-        Candidate("b.py::too_dear", frozenset({"R6", "R7", "R8"}), 90),
+        Candidate("a.py::meta_two_for_six", frozenset({"MM-META-01", "MM-META-02"}), 6),
+        Candidate("a.py::meta_one_for_two", frozenset({"MM-META-01"}), 2),
+        Candidate("a.py::meta_three_for_nine", frozenset({"MM-META-03"}), 9),
+        Candidate("b.py::req_one_for_five", frozenset({"MM-REQ-01"}), 5),
+        Candidate("c.py::gen_stream", frozenset({"MM-GEN-02"}), 12, stream),
+        Candidate("c.py::gen_stream_twin", frozenset({"MM-GEN-03"}), 12, stream),
+        Candidate("d.py::err_too_dear", frozenset({"MM-ERR-06", "MM-ERR-07"}), 90),
     ]
     chosen = [c.nodeid for c in choose(candidates, budget=30)]
     assert chosen == [
-        "a.py::r1_again_for_one",  # 1 new requirement per request
-        "a.py::one_for_four",  # 1/4
-        "a.py::two_for_six",  # R2 is all it adds now: 1/6
-        "b.py::stream_one",  # 1/12, before its twin by node id
-        "b.py::stream_two",  # free once the stream is paid for: 1 + 4 + 6 + 12 = 23 <= 30; too_dear never fits
+        # round 1, areas in order ERR (nothing fits), GEN, META, REQ
+        "c.py::gen_stream",  # 1/12
+        "a.py::meta_one_for_two",  # 1/2 beats 2/6
+        "b.py::req_one_for_five",
+        # round 2
+        "c.py::gen_stream_twin",  # free once the stream is paid for
+        "a.py::meta_two_for_six",  # MM-META-02 is all it adds: 1/6 beats 1/9; 12 + 2 + 5 + 6 = 25 <= 30
+        # round 3: meta_three_for_nine no longer fits (25 + 9 > 30); nobody gains
     ]
     assert choose(candidates, budget=0) == ()
+    assert [c.nodeid for c in choose(candidates, budget=2)] == ["a.py::meta_one_for_two"]
 
 
 def test_the_smoke_costs_cover_every_test_that_judges_a_must_requirement() -> None:
