@@ -690,12 +690,13 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         "## 3. Smoke selection",
         "",
-        f"`{smoke['command']}` ({smoke['tests']} tests marked `@pytest.mark.smoke`): "
+        f"`{smoke['command']}` ({smoke['tests']} tests the smoke rule takes): "
         f"**{smoke['requests_reference']} requests** against the reference (the probe of a `--base-url` run, every "
         f"sibling call and the cleanup included; at most {smoke['requests_max_over_variants']} on a variant), "
         f"**{smoke['score']['caught']}/{smoke['score']['total']} variants caught ({smoke['score']['percent']:.0f} %)**."
-        f" Missed: {', '.join(smoke['missed']) or 'none'}. The selection was chosen by `python -m bench.smoke_select`"
-        " (greedy cover of the variants per request, counting only catches that hold for every seed tried).",
+        f" Missed: {', '.join(smoke['missed']) or 'none'}. The rule (`modmsg.smoke`: in rounds over the requirement"
+        " areas, the test judging the most MUST requirements not yet judged per request, within 98 requests) looks at"
+        " no variant, so every variant here is held out.",
         "",
         "## 4. Scaling",
         "",

@@ -1,4 +1,9 @@
-"""How the ``smoke`` selection was chosen (run by hand, not by ``make bench``): ``python -m bench.smoke_select``.
+"""The smoke's costs, and the best cover of the variants for comparison (run by hand, not by ``make bench``).
+
+``python -m bench.smoke_select --costs`` measures what each test costs at ``--max-examples 3`` on the reference
+server and writes ``suites/smoke-costs.json``, all the smoke rule (``modmsg.smoke``) reads: it looks at no variant.
+Without ``--costs`` it computes what the selection used to be, the best cover of this project's own variants
+(in-sample, so it overstates what a smoke catches on servers it has never seen):
 
 1. The whole suite at the smoke's ``--max-examples`` against the reference server, with ``--record-requests``:
    what each test costs in requests (its setup, body and teardown, plus one end-of-session DELETE per thread it
@@ -6,11 +11,10 @@
 2. The whole suite at the same setting against every broken variant: which tests FAIL on which variant (a test
    that also fails on the reference is ignored).
 3. The best cover within ``--budget`` requests: the tests that together catch the most variants (fewest requests
-   among equals), by an exact branch and bound. A test marked in a parametrized family is marked through its
-   ``pytest.param(..., marks=pytest.mark.smoke)``, so the node ids stay what they were.
+   among equals), by an exact branch and bound.
 
-It prints the cover and the tests to mark ``@pytest.mark.smoke``; ``make bench`` then measures the marked
-selection itself (requests on the reference and on every variant, variants caught).
+It prints the cover; ``make bench`` measures the rule's selection itself (requests on the reference and on every
+variant, variants caught).
 """
 
 from __future__ import annotations
