@@ -140,8 +140,12 @@ def lines(data: dict[str, Any]) -> list[str]:
         f"  ratio default / one-by-one: {data['ratio']:.2f}x ({met} the goal <= {data['goal']:g}x); at concurrency 1: "
         f"{data['ratio_concurrency_1']:.2f}x",
         f"  stock `st run --workers {st['workers']}`: {st['seconds']:.1f} s, {st['requests']} requests",
-        f"  variants caught per 100 requests (make mutation's scores): ours {data['ours_per_100']}, "
-        f"stock {data['stock_per_100']}",
+        "  variants caught per 100 requests (make mutation's scores): "
+        + (
+            f"ours {data['ours_per_100']}, stock {data['stock_per_100']}"
+            if data["ours_per_100"] is not None
+            else "n/a (no reports/mutation.json)"
+        ),
     ]
 
 
