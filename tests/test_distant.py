@@ -17,7 +17,7 @@ from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
 from modmsg.generation.builtin_checks import load_schema, modify_operation
 from modmsg.generation.cases import NEGATIVE, POSITIVE
-from modmsg.generation.pool import lanes_for
+from modmsg.generation.pool import LanePool, Outcome, Skipped, first_error, lanes_for
 from modmsg.generation.run import GeneratedRun
 from modmsg.generation.shrink import ShrinkBudget
 from modmsg.ledger import LEDGER_NAME, Ledger
@@ -26,7 +26,7 @@ from modmsg.profiles import load_profile
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.latency import Latency
 from modmsg.reference.variants import VARIANTS, Variant, get_variant
-from modmsg.transport import Transport
+from modmsg.transport import Exchange, RequestDropped, Transport
 
 
 def _serve(latency: Latency, client: tuple[str, int] | None) -> None:
@@ -233,3 +233,36 @@ def test_the_distant_bench_section_renders_its_figures_and_the_goal() -> None:
     assert "0.26x** (goal <= 0.3x" in distant.readme_rows(data)[0]
     assert distant.markdown(data)[0] == "## 6. A distant target"
     assert distant.readme_rows(None) == []
+
+
+def test_a_lane_pool_answers_in_draw_order_and_an_error_stops_the_rest_of_its_window() -> None:
+    """Item n goes to lane n % lanes; a lane sends its items in order. An error other than ``goes_on`` (a dropped
+    request) stops the pool: the lane's later items are skipped, never sent, and the error is the window's."""
+    sent: list[tuple[str, int]] = []
+
+    def send(lane: str, item: int) -> tuple[object, tuple[Exchange, ...]]:
+        if item == 3:
+            return RequestDropped("dropped twice"), ()
+        if item == 5:
+            return RuntimeError("the target is down"), ()
+        sent.append((lane, item))
+        return item * 10, ()
+
+    pool: LanePool[str, int] = LanePool(["even", "odd"], 2, send, goes_on=(RequestDropped,))
+    judged: list[list[Outcome[int]]] = []
+    try:
+        for item in range(10):
+            pool.add(item)
+        pool.flush(judged.append)  # nothing sent before: judges an empty window, then sends this one
+        outcomes = pool.drain()
+    finally:
+        pool.close()
+    assert judged == [[]]
+    assert [outcome.item for outcome in outcomes] == list(range(10))
+    results = [outcome.result for outcome in outcomes]
+    assert results[:3] == [0, 10, 20] and isinstance(results[3], RequestDropped)  # a dropped request goes on
+    assert isinstance(results[5], RuntimeError)
+    assert all(isinstance(results[n], Skipped) for n in (7, 9))  # the odd lane stopped at 5
+    assert ("odd", 7) not in sent and ("odd", 9) not in sent
+    assert all(lane == ("even" if item % 2 == 0 else "odd") for lane, item in sent)
+    assert isinstance(first_error(outcomes), RuntimeError)  # type: ignore[arg-type]  # not the dropped request
