@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from helpers import run_cli
+from helpers import run_cli, run_suite
 
 from bench import distant
 from modmsg.api import AssistantsApi
@@ -266,3 +267,31 @@ def test_a_lane_pool_answers_in_draw_order_and_an_error_stops_the_rest_of_its_wi
     assert ("odd", 7) not in sent and ("odd", 9) not in sent
     assert all(lane == ("even" if item % 2 == 0 else "odd") for lane, item in sent)
     assert isinstance(first_error(outcomes), RuntimeError)  # type: ignore[arg-type]  # not the dropped request
+
+
+def _suite(tmp_path: Path, server: ReferenceServer, concurrency: int) -> dict[str, Any]:
+    run = run_suite(
+        tmp_path / f"suite-{concurrency}",
+        "--base-url", server.base_url, "--concurrency", str(concurrency), "--seed", "5", "--max-examples", "24",
+        env={"MODMSG_API_KEY": KEY},
+    )  # fmt: skip
+    return {
+        test["nodeid"]: (
+            test["outcome"],
+            _plain(json.dumps(test.get("failure"))),
+            [(e["method"], _plain(e["url"]), e["status"]) for e in test.get("evidence") or ()],
+        )
+        for requirement in run.results["requirements"]
+        for test in requirement.get("tests") or ()
+    }
+
+
+def test_the_whole_suite_at_concurrency_4_gives_every_test_the_verdict_and_evidence_of_concurrency_1(
+    tmp_path: Path,
+) -> None:
+    """End to end, through the plugin and the reports: the streams, and the error-scenario table (each scenario
+    has its own thread and message, so --concurrency of them are answered at once), judge and show the same."""
+    with get_variant("echoes_api_key_in_errors").start(KEY) as server:
+        one, four = _suite(tmp_path, server, 1), _suite(tmp_path, server, 4)
+    assert one == four
+    assert any(outcome == "FAIL" for outcome, _, _ in one.values())
