@@ -150,13 +150,8 @@ class GeneratedRun:
         )
         try:
             for batch, size in batches(self.max_examples, label):
-                self.run_batch(
-                    strategy,
-                    self._stream_case(stream, judges, mode, pool, batch, size),
-                    label=batch,
-                    size=size,
-                    shrink=False,
-                )
+                one_case = self._stream_case(stream, judges, mode, pool, batch, size)
+                self.run_batch(strategy, one_case, label=batch, size=size, shrink=False)
                 pool.flush(lambda outcomes: self._judge_window(stream, judges, mode, outcomes))
             self._judge_window(stream, judges, mode, pool.drain())
         except pooling.StreamSettled:
