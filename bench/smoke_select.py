@@ -1,4 +1,9 @@
-"""How the ``smoke`` selection was chosen (run by hand, not by ``make bench``): ``python -m bench.smoke_select``.
+"""The smoke's costs, and the best cover of the variants for comparison (run by hand, not by ``make bench``).
+
+``python -m bench.smoke_select --costs`` measures what each test costs at ``--max-examples 3`` on the reference
+server and writes ``suites/smoke-costs.json``, all the smoke rule (``modmsg.smoke``) reads: it looks at no variant.
+Without ``--costs`` it computes what the selection used to be, the best cover of this project's own variants
+(in-sample, so it overstates what a smoke catches on servers it has never seen):
 
 1. The whole suite at the smoke's ``--max-examples`` against the reference server, with ``--record-requests``:
    what each test costs in requests (its setup, body and teardown, plus one end-of-session DELETE per thread it
@@ -6,11 +11,10 @@
 2. The whole suite at the same setting against every broken variant: which tests FAIL on which variant (a test
    that also fails on the reference is ignored).
 3. The best cover within ``--budget`` requests: the tests that together catch the most variants (fewest requests
-   among equals), by an exact branch and bound. A test marked in a parametrized family is marked through its
-   ``pytest.param(..., marks=pytest.mark.smoke)``, so the node ids stay what they were.
+   among equals), by an exact branch and bound.
 
-It prints the cover and the tests to mark ``@pytest.mark.smoke``; ``make bench`` then measures the marked
-selection itself (requests on the reference and on every variant, variants caught).
+It prints the cover; ``make bench`` measures the rule's selection itself (requests on the reference and on every
+variant, variants caught).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from bench.smoke import SMOKE_EXAMPLES
 from modmsg.paths import REPO_DIR
 from modmsg.reference.variants import VARIANTS
+from modmsg.smoke import costs_path
 from proving.mutation import REFERENCE, run_many, run_variant
 
 THREAD_CREATE = ("POST", "threads")
@@ -132,7 +137,7 @@ def best_cover(caught_by_test: Mapping[str, set[str]], cost: Mapping[str, int], 
 
 def record_reference(work: Path) -> Path:
     recording = work / "reference.jsonl"
-    examples = ("--max-examples", str(SMOKE_EXAMPLES))
+    examples = ("--max-examples", str(SMOKE_EXAMPLES), "--seed", "1")  # the same costs for the same suites
     outcome = run_variant(
         REFERENCE, work / "reference", *examples, "--record-requests", str(recording), max_examples=None
     )
@@ -167,6 +172,23 @@ def _failures_once(work: Path, workers: int, seed: int) -> dict[str, set[str]]:
     }
 
 
+def write_costs(work: Path) -> Path:
+    """Measure what each test costs at the smoke's --max-examples on the reference server and write it to
+    ``suites/smoke-costs.json``, which the smoke rule (``modmsg.smoke``) reads: no variant is looked at."""
+    recording = record_reference(work)
+    costs, carriers = test_costs(recording)
+    results = json.loads((work / "reference" / "results.json").read_text(encoding="utf-8"))
+    nodeids = {t["nodeid"] for r in results["requirements"] for t in r.get("tests") or ()}
+    unit = unit_costs({nodeid: set() for nodeid in nodeids}, costs, carriers)
+    path = costs_path()
+    data = {
+        "about": "requests per test at --max-examples 3 on the reference server: python -m bench.smoke_select --costs",
+        "costs": {nodeid.split("/", 1)[-1]: unit[nodeid] for nodeid in sorted(unit)},
+    }
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.smoke_select", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -176,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_DIR / "reports" / "smoke-select.json")
     parser.add_argument("--reuse", action="store_true", help="take the per-variant failures from --out")
     parser.add_argument("--seed", type=int, action="append", default=[], help="seeds (default 1, 2, 3)")
+    parser.add_argument("--costs", action="store_true", help="only measure the costs the smoke rule reads")
     args = parser.parse_args(argv)
+    if args.costs:
+        with tempfile.TemporaryDirectory(prefix="modmsg-smoke-costs-") as tmp:
+            print(f"wrote {write_costs(Path(tmp))}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="modmsg-smoke-select-") as tmp:
         work = Path(tmp)
         costs, carriers = test_costs(record_reference(work))

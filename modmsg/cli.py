@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from modmsg import __version__
-from modmsg.config import OPTIONS, Option
+from modmsg.config import OPTIONS, ConfigError, Option
+from modmsg.values import parse_latency_ms
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 EXAMPLES = {
@@ -82,6 +83,13 @@ def _add_option(parser: argparse.ArgumentParser, option: Option[Any], help: str)
     )
 
 
+def _latency_ms(text: str) -> float:
+    try:
+        return parse_latency_ms(text, "--latency-ms")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="modmsg",
@@ -118,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--rate-limit", type=float, default=None, metavar="N", help="answer 429 past N requests per second"
+    )
+    serve.add_argument(
+        "--latency-ms",
+        type=_latency_ms,
+        default=0.0,
+        metavar="MS",
+        help="a distant target: answer each request MS ms late, the first of each new connection 2*MS ms late",
     )
 
     listing = commands.add_parser(
@@ -248,7 +263,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         behaviour = dataclasses.replace(behaviour, rate_limit=args.rate_limit)
     api_key = args.api_key or os.environ.get("MODMSG_API_KEY") or "sk-modmsg-reference"
     try:
-        serve_forever(host=args.host, port=args.port, api_key=api_key, behaviour=behaviour, middleware=middleware)
+        serve_forever(
+            host=args.host,
+            port=args.port,
+            api_key=api_key,
+            behaviour=behaviour,
+            middleware=middleware,
+            latency_ms=args.latency_ms,
+        )
     except RuntimeError as exc:
         raise CliError(str(exc).splitlines()[0]) from None
     return EXIT_OK

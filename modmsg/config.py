@@ -35,6 +35,7 @@ from modmsg.values import (
     output_file_or_none,
     parse_headers,
     parse_integer,
+    parse_latency_ms,
     parse_non_negative_int,
     parse_positive_int,
     parse_rate_limit,
@@ -241,6 +242,28 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="N",
     ),
     Option(
+        "concurrency",
+        "--concurrency",
+        "MODMSG_CONCURRENCY",
+        4,
+        "Send the cases of a generated stream over N connections at once (at most 8); the verdicts, the first "
+        "failing case and the evidence are those of --concurrency 1.",
+        parse=parse_positive_int,
+        kind=WHOLE,
+        metavar="N",
+    ),
+    Option(
+        "reference_latency_ms",
+        "--reference-latency-ms",
+        "MODMSG_REFERENCE_LATENCY_MS",
+        0.0,
+        "Make the bundled reference server a distant target: each request answered MS ms late, the first of each "
+        "new connection 2*MS ms late (for measuring; no effect with --base-url).",
+        parse=parse_latency_ms,
+        kind=NUMBER,
+        metavar="MS",
+    ),
+    Option(
         "max_examples",
         "--max-examples",
         "MODMSG_MAX_EXAMPLES",
@@ -320,6 +343,8 @@ class Settings:
     max_duration: float
     rate_limit: float | None
     max_transport_failures: int
+    concurrency: int
+    reference_latency_ms: float
     max_examples: int
     seed: int | None
     baseline: str | None

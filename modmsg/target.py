@@ -117,7 +117,7 @@ def open_target(settings: Settings, beta: str) -> Iterator[Target]:
         from modmsg.reference import start_server
 
         api_key = settings.api_key or f"sk-modmsg-{secrets.token_hex(12)}"
-        server = start_server(api_key=api_key)
+        server = start_server(api_key=api_key, latency_ms=settings.reference_latency_ms)
         try:
             yield Target(base_url=server.base_url, api_key=api_key, reference=server)
         finally:

@@ -135,6 +135,7 @@ class Transport:
     def __post_init__(self) -> None:
         self.redactor = Redactor.build(api_key=self.api_key, headers=self.headers, secret_headers=self.secret_headers)
         self._lock = threading.Lock()
+        self._captures = threading.local()
         if self.rate_limit is not None:
             if not isinstance(self.session, WireSession):
                 raise ValueError("rate_limit needs the transport's own WireSession")
@@ -155,6 +156,19 @@ class Transport:
             yield self.recorder
         finally:
             self.recorder = previous
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[Exchange]]:
+        """Route the evidence of this thread's requests to a list of their own (one generated case sent by a pool
+        thread, whose exchanges the stream adds to the test's evidence in draw order), for the duration of a block.
+        Other threads record as before."""
+        previous = getattr(self._captures, "exchanges", None)
+        captured: list[Exchange] = []
+        self._captures.exchanges = captured
+        try:
+            yield captured
+        finally:
+            self._captures.exchanges = previous
 
     def url(self, path: str) -> str:
         """The base URL joined with ``path``; a ``.`` or ``..`` segment is refused (``urllib3`` would resolve it
@@ -287,7 +301,8 @@ class Transport:
 
     def _last_exchange(self, prepared: requests.PreparedRequest, cause: str) -> Exchange | None:
         """The evidence just recorded for ``prepared`` (the newest exchange of that method with that error)."""
-        for exchange in reversed(self.recorder.snapshot()):
+        captured = getattr(self._captures, "exchanges", None)
+        for exchange in reversed(captured if captured is not None else self.recorder.snapshot()):
             if exchange.method == (prepared.method or "") and exchange.error == cause:
                 return exchange
         return None
@@ -308,7 +323,12 @@ class Transport:
     ) -> None:
         if self.request_log is not None:
             self.request_log.write(prepared, response, elapsed, error)
-        self.recorder.add(self.evidence(prepared, response, elapsed, error))
+        exchange = self.evidence(prepared, response, elapsed, error)
+        captured = getattr(self._captures, "exchanges", None)
+        if captured is not None:
+            captured.append(exchange)
+        else:
+            self.recorder.add(exchange)
 
     def evidence(
         self,

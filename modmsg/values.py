@@ -140,6 +140,14 @@ def parse_seconds(value: Any, flag: str, high: float) -> float:
     return seconds
 
 
+def parse_latency_ms(value: Any, flag: str) -> float:
+    """Milliseconds of one round trip, 0 (none) to 60000."""
+    millis = _number(value, flag)
+    if not 0 <= millis <= 60_000:
+        raise ConfigError(f"{flag} must be between 0 and 60000 milliseconds, not {quote(value)}")
+    return millis
+
+
 def _whole(value: Any, invalid: int) -> int:
     """``value`` as an integer (text with surrounding space allowed); ``invalid`` for a bool, float or non-number."""
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from modmsg.checks.errors import error_envelope_is_valid, error_matches, no_secret_echoed, not_a_server_error
@@ -42,7 +44,6 @@ def test_unknown_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-03")
-@pytest.mark.smoke
 def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads, seeded):
     other = threads.create()
     before = fetch(api, seeded)
@@ -58,7 +59,6 @@ def test_message_of_another_thread_returns_404_and_changes_nothing(api, threads,
 
 
 @pytest.mark.req("MM-ERR-04")
-@pytest.mark.smoke
 def test_deleted_message_returns_404(api, seeded):
     api.delete_message(seeded["thread_id"], seeded["id"])
     response = api.modify_message(seeded["thread_id"], seeded["id"], {"metadata": {"a": "b"}})
@@ -66,7 +66,6 @@ def test_deleted_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-05")
-@pytest.mark.smoke
 def test_message_of_deleted_thread_returns_404(api, threads):
     thread = threads.create()
     message = api.create_message(thread["id"])
@@ -85,17 +84,33 @@ def test_message_of_deleted_thread_returns_404(api, threads):
 
 
 @pytest.fixture(scope="module")
-def answered(api, threads, transport) -> dict[str, tuple]:
-    """Every error scenario sent once, against its own seeded message: name -> (scenario, response, evidence)."""
-    results = {}
-    for scenario in SCENARIOS:
-        thread = threads.create()
-        message = api.create_message(thread["id"], metadata=SEED)
-        context = Context(api=api, message=message, other_thread=threads.create(), wrong_key=WRONG_KEY)
-        before = fetch(api, message)
-        with transport.recording() as recorder:
+def answered(api, threads, transport, settings) -> dict[str, tuple]:
+    """Every error scenario sent once, against its own seeded message: name -> (scenario, response, evidence).
+    The scenarios share nothing, so ``--concurrency`` of them are answered at once; each one's exchanges are
+    captured on its own thread, and the setup's reach this test's evidence in the table's order."""
+
+    def answer(scenario: Scenario) -> tuple[tuple, tuple]:
+        with transport.capturing() as setup:
+            thread = threads.create()
+            message = api.create_message(thread["id"], metadata=SEED)
+            context = Context(api=api, message=message, other_thread=threads.create(), wrong_key=WRONG_KEY)
+            before = fetch(api, message)
+        with transport.capturing() as sent:
             response = scenario.send(context)
-        results[scenario.name] = (scenario, response, recorder.snapshot(), before, fetch(api, message))
+        with transport.capturing() as read_back:
+            after = fetch(api, message)
+        return (scenario, response, tuple(sent), before, after), (*setup, *read_back)
+
+    pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="modmsg-scenario")
+    try:
+        answers = list(pool.map(answer, SCENARIOS))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C: what is in flight ends, no more
+    results = {}
+    for scenario, (result, setup) in zip(SCENARIOS, answers, strict=True):
+        for exchange in setup:
+            transport.recorder.add(exchange)
+        results[scenario.name] = result
     return results
 
 

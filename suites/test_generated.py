@@ -65,6 +65,7 @@ def new_run(
         max_examples=settings.max_examples,
         replay_base_url=settings.base_url,  # as the user gave it; None: the bundled reference server
         replay_profile=settings.profile,
+        concurrency=settings.concurrency,
     )
 
 
@@ -115,7 +116,6 @@ def verdict(request: pytest.FixtureRequest, streams: Streams, mode: GenerationMo
 
 
 @pytest.mark.req("MM-GEN-01")
-@pytest.mark.smoke
 @ON_POSITIVE_STREAM
 def test_generated_valid_requests_are_accepted_and_echoed(request: pytest.FixtureRequest, streams: Streams) -> None:
     verdict(request, streams, POSITIVE, ACCEPTED.req)
@@ -140,9 +140,7 @@ def test_metadata_one_past_a_limit_is_rejected(generated: GeneratedRun) -> None:
 
 
 @pytest.mark.req("MM-GEN-03")
-@pytest.mark.parametrize(
-    "mode", [MODES[0], pytest.param(NEGATIVE, id="negative", marks=[ON_NEGATIVE_STREAM, pytest.mark.smoke])]
-)
+@pytest.mark.parametrize("mode", [MODES[0], pytest.param(NEGATIVE, id="negative", marks=ON_NEGATIVE_STREAM)])
 def test_generated_requests_get_documented_responses(
     request: pytest.FixtureRequest, streams: Streams, mode: GenerationMode
 ) -> None:

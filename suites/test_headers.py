@@ -19,7 +19,6 @@ def test_success_is_application_json_on_every_sibling_call(api, message):
 
 
 @pytest.mark.req("MM-HDR-03")
-@pytest.mark.smoke
 def test_success_carries_request_id(api, message):
     response = api.modify_message(message["thread_id"], message["id"], {"metadata": {"h": "1"}})
     has_request_id(response)
@@ -27,7 +26,6 @@ def test_success_carries_request_id(api, message):
 
 @pytest.mark.req("MM-HDR-04")
 @pytest.mark.modmsg_last
-@pytest.mark.smoke
 def test_every_429_seen_carries_envelope_and_valid_retry_after(transport):
     seen = list(transport.rate_limited)
     if not seen:

@@ -52,13 +52,11 @@ def test_id_and_thread_id_echo_the_path(modified):
 
 
 @pytest.mark.req("MM-RESP-06")
-@pytest.mark.smoke
 def test_created_at_is_integer_unix_seconds(modified):
     created_at_is_unix_seconds(ok_json(modified[1], req="MM-RESP-01"))
 
 
 @pytest.mark.req("MM-RESP-07")
-@pytest.mark.smoke
 def test_modify_changes_nothing_but_metadata(api, message):
     before = api.fetch_message(message["thread_id"], message["id"])
     response = api.modify_message(message["thread_id"], message["id"], BODY)

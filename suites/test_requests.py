@@ -114,7 +114,7 @@ def test_missing_credentials_give_401(api, message):
 @pytest.mark.req("MM-REQ-07")
 @pytest.mark.parametrize(
     "authorization",
-    [pytest.param("Bearer sk-modmsg-wrong-key-0000000000", marks=pytest.mark.smoke), "Bearer ", "Basic dXNlcjpwYXNz"],
+    ["Bearer sk-modmsg-wrong-key-0000000000", "Bearer ", "Basic dXNlcjpwYXNz"],
 )
 def test_wrong_credentials_give_401(api, message, authorization):
     send_and_compare(

@@ -83,7 +83,6 @@ def test_delete_message_and_thread_return_deletion_objects(api, threads):
 
 
 @pytest.mark.req("MM-RESP-08")
-@pytest.mark.smoke
 def test_ids_have_openai_formats(api, message):
     for name, value, pattern in (
         ("thread id", message["thread_id"], THREAD_ID),

@@ -26,7 +26,7 @@ from proving.mutation import REFERENCE
 KEY = "sk-bench-recording-0123456789abcdef"
 
 
-@pytest.mark.parametrize("module", ["run", "replay", "measure", "profile", "probe", "smoke", "smoke_select"])
+@pytest.mark.parametrize("module", ["run", "replay", "measure", "profile", "probe", "smoke", "smoke_select", "distant"])
 def test_bench_modules_import(module: str) -> None:
     importlib.import_module(f"bench.{module}")
 

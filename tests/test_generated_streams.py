@@ -124,10 +124,13 @@ def test_each_stream_is_drawn_once_and_a_selection_pays_only_for_what_it_judges(
 
 
 def test_the_same_seed_replays_the_same_streams(tmp_path: Path) -> None:
+    """One lane at a time sends in draw order; several send the same requests, in the order their answers allow."""
     args = (*STREAM_TESTS, "--max-examples", "6", "--seed", "11")
-    first = [r.get("body") for r in _modify_posts(_run(tmp_path, "first", *args)[1])]
-    second = [r.get("body") for r in _modify_posts(_run(tmp_path, "second", *args)[1])]
+    first = [r.get("body") for r in _modify_posts(_run(tmp_path, "first", *args, "--concurrency", "1")[1])]
+    second = [r.get("body") for r in _modify_posts(_run(tmp_path, "second", *args, "--concurrency", "1")[1])]
     assert first and first == second
+    pooled = [r.get("body") for r in _modify_posts(_run(tmp_path, "pooled", *args, "--concurrency", "4")[1])]
+    assert sorted(pooled, key=str) == sorted(first, key=str)
 
 
 def test_large_example_counts_are_drawn_in_bounded_batches_with_distinct_seeds() -> None:

@@ -13,7 +13,7 @@ through the run's redactor) runs as pasted once the variables are set.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import shlex
 from collections import Counter
@@ -29,6 +29,7 @@ from schemathesis.errors import FailureGroup
 
 from modmsg.api import AssistantsApi
 from modmsg.failures import Failure, NoAnswer
+from modmsg.generation import pool as pooling
 from modmsg.generation.builtin_checks import NO_5XX_REQ, checks_for, translate
 from modmsg.generation.cases import (
     NEGATIVE,
@@ -47,7 +48,7 @@ from modmsg.generation.streams import Drawn, Finding, Stream
 from modmsg.profiles import Profile
 from modmsg.redaction import REDACTED, Redactor
 from modmsg.strategies import MAX_KEYS
-from modmsg.transport import RequestDropped, Transport
+from modmsg.transport import Exchange, RequestDropped, Transport
 
 
 def with_context(failure: Failure, context: str) -> Failure:
@@ -55,8 +56,7 @@ def with_context(failure: Failure, context: str) -> Failure:
     return dataclasses.replace(failure, detail=detail)
 
 
-class _StreamSettled(BaseException):
-    """Ends a stream early. A BaseException, so Hypothesis passes it through instead of shrinking it."""
+_Outcome = pooling.Outcome[pooling.Drawing]
 
 
 @dataclass
@@ -75,6 +75,8 @@ class GeneratedRun:
     """The run's --base-url as the user gave it (None: the bundled reference server), for the replay line."""
     replay_profile: str
     """The run's --profile as the user gave it (a bundled name or a profile file), for the replay line."""
+    concurrency: int = 1
+    """``--concurrency``: how many lanes of a stream send at once (at most ``pool.STREAM_LANES``)."""
     shrink_budget: ShrinkBudget = SHRINK_BUDGET
     stored_keys: set[str] = field(init=False)
     """Keys the current message holds, so a valid case can be sent where it fits."""
@@ -132,17 +134,34 @@ class GeneratedRun:
 
         Nothing is raised: a requirement's first failing case is kept and the stream goes on judging the others;
         it ends early only once every requirement has failed. A request the target drops (``RequestDropped``) is
-        MM-ERR-08's finding, and the stream goes on. Then each finding is shrunk for its requirement alone
-        (``shrink.shrink_finding``).
+        MM-ERR-08's finding, and the stream goes on. Sent by ``concurrency`` lanes, judged in draw order (``pool``).
+        Then each finding is shrunk for its requirement alone (``shrink.shrink_finding``).
         """
         judges = tuple(judge for judge in STREAM_JUDGES[mode] if reqs is None or judge.req in reqs)
         stream = Stream(reqs=tuple(j.req for j in judges), seed=self.seed)
         strategy = self.strategy(mode)
-        with contextlib.suppress(_StreamSettled):
+        more = pooling.lanes_for(self.max_examples) - 1
+        lanes = [pooling.Lane(self._lane(self.message))] + [pooling.Lane() for _ in range(more)]
+        pool: pooling.LanePool[pooling.Lane[GeneratedRun], pooling.Drawing] = pooling.LanePool(
+            lanes,
+            self.concurrency,
+            lambda lane, drawing: self._send_on(lane, drawing, stream, judges),
+            goes_on=(RequestDropped,),
+        )
+        try:
             for batch, size in batches(self.max_examples, label):
-                self.run_batch(
-                    strategy, self._stream_case(stream, judges, mode, batch, size), label=batch, size=size, shrink=False
-                )
+                one_case = self._stream_case(stream, judges, mode, pool, batch, size)
+                self.run_batch(strategy, one_case, label=batch, size=size, shrink=False)
+                pool.flush(lambda outcomes: self._judge_window(stream, judges, mode, outcomes))
+            self._judge_window(stream, judges, mode, pool.drain())
+        except pooling.StreamSettled:
+            pool.discard()
+        except pooling.StreamFailed as failed:
+            raise failed.error from None
+        finally:
+            pool.close()
+            for lane in lanes:
+                self.counts.update(lane.run.counts if lane.run is not None else {})
         for judge in judges:
             finding = stream.findings.get(judge.req)
             if finding is not None:
@@ -150,31 +169,81 @@ class GeneratedRun:
         return stream
 
     def _stream_case(
-        self, stream: Stream, judges: Sequence[Judge], mode: GenerationMode, batch: str, size: int
+        self,
+        stream: Stream,
+        judges: Sequence[Judge],
+        mode: GenerationMode,
+        pool: pooling.LanePool[pooling.Lane[GeneratedRun], pooling.Drawing],
+        batch: str,
+        size: int,
     ) -> Callable[[Case], None]:
-        """What one Hypothesis run of a stream does with each case: send it once, judge it for every requirement
-        not failed yet, keep each requirement's first failure with where it was drawn."""
+        """Each case of a stream's Hypothesis run: queued; a full window judges the one before it and is sent."""
         calls = 0
 
         def one_case(case: Case) -> None:
             nonlocal calls
             calls += 1
             if stream.settled:
-                raise _StreamSettled
-            active = [judge for judge in judges if judge.req not in stream.findings]
-            with self.transport.recording(forward=True) as case_recorder:
-                try:
-                    failures = list(self.attempt(case, active))
-                except RequestDropped:  # MM-ERR-08 failed already or is not judged: nothing to judge here
-                    failures = []
-            exchanges = case_recorder.snapshot()
-            stream.sent += 1
-            stream.sample = stream.sample or exchanges
-            drawn = self._drawn(case, mode, batch, size, calls) if failures else None
-            for failure in failures:
-                stream.findings[failure.req] = Finding(failure, exchanges, drawn)
+                raise pooling.StreamSettled
+            if pool.add(pooling.Drawing(case, batch, size, calls)):
+                pool.flush(lambda outcomes: self._judge_window(stream, judges, mode, outcomes))
 
         return one_case
+
+    def _judge_window(
+        self, stream: Stream, judges: Sequence[Judge], mode: GenerationMode, outcomes: Sequence[_Outcome]
+    ) -> None:
+        """Judge a window's cases in draw order for the requirements not failed yet, keeping each one's first failure;
+        ``StreamSettled`` once all have failed, ``StreamFailed`` for a case without an answer (not dropped)."""
+        stream.sent += sum(not isinstance(outcome.result, pooling.Skipped) for outcome in outcomes)
+        for outcome in outcomes:
+            if stream.settled:
+                raise pooling.StreamSettled
+            result, drawing = outcome.result, outcome.item
+            if isinstance(result, BaseException) and not isinstance(result, RequestDropped):
+                raise pooling.StreamFailed(pooling.first_error(outcomes))
+            for exchange in outcome.exchanges:  # the test's evidence, in draw order
+                self.transport.recorder.add(exchange)
+            active = [judge for judge in judges if judge.req not in stream.findings]
+            if isinstance(result, RequestDropped):
+                judged = any(judge.req == NO_5XX_REQ for judge in active)
+                failures = [self.no_answer(drawing.case, result, mode=effective_mode(drawing.case))] if judged else []
+            else:
+                assert isinstance(result, Sent)
+                failures = list(self.failures(result, active))
+            stream.sample = stream.sample or outcome.exchanges
+            drawn = self._drawn(drawing.case, mode, drawing.batch, drawing.size, drawing.call) if failures else None
+            for failure in failures:
+                stream.findings[failure.req] = Finding(failure, outcome.exchanges, drawn)
+
+    def _send_on(
+        self, lane: pooling.Lane[GeneratedRun], drawing: pooling.Drawing, stream: Stream, judges: Sequence[Judge]
+    ) -> tuple[object, tuple[Exchange, ...]]:
+        """Send one drawn case through its lane (a pool thread), for the judges not failed when its window was sent."""
+        active = [judge for judge in judges if judge.req not in stream.findings]
+        result: object
+        with self.transport.capturing() as exchanges:
+            try:
+                if lane.run is None:  # the lane's message, made by its first case (part of that case's evidence)
+                    lane.run = self._lane(None)
+                result = lane.run.send_case(drawing.case, active)
+            except RequestDropped as dropped:
+                result = dropped
+                if dropped.exchange is not None and dropped.exchange not in exchanges:
+                    exchanges.append(dropped.exchange)  # the evidence of MM-ERR-08's finding
+                if lane.run is not None:
+                    lane.run.counts[effective_mode(drawing.case).value] += 1
+            except Exception as exc:  # the stream raises it, in draw order
+                result = exc
+        return result, tuple(exchanges)
+
+    def _lane(self, message: dict[str, Any] | None) -> GeneratedRun:
+        """This run on a lane: its own counts and message (None: a new one of the thread); the transport shared."""
+        lane = copy.copy(self)
+        lane.counts = Counter()
+        lane.message = message if message is not None else lane.api.create_message(self.message["thread_id"])
+        lane.stored_keys = set(lane.message.get("metadata") or {})
+        return lane
 
     def _drawn(self, case: Case, mode: GenerationMode, batch: str, size: int, call: int) -> Drawn:
         return Drawn(mode, batch, size, call, fingerprint(case), self.body_bytes(case))

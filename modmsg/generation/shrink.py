@@ -34,8 +34,8 @@ class ShrinkBudget:
     """What shrinking one requirement's failing case may spend. A new attempt starts only while fewer than
     ``requests`` requests (the fresh message, every re-sent case and its snapshot GETs) and ``seconds`` (the
     replay of the stream up to the case included) are spent; then the smallest failing case so far is reported.
-    The request cap makes a shrink the same for a seed against a deterministic target; the time cap only guards
-    against a slow one."""
+    The request cap makes a shrink the same for a seed against a deterministic target (a 429 answer is not counted:
+    when one comes is a matter of timing); the time cap only guards against a slow one."""
 
     requests: int = 100
     seconds: float = 20.0
@@ -137,7 +137,7 @@ def shrink_finding(run: Replay, finding: Finding, judge: Judge) -> Finding:
     try:
         with run.transport.recording(forward=True) as recorder:
             run.fresh_message()
-        shrink.requests += len(recorder.snapshot())
+        shrink.requests += sum(exchange.status != 429 for exchange in recorder.snapshot())
         run.run_batch(
             run.strategy(drawn.mode),
             lambda case: _shrink_case(run, case, judge, shrink),
@@ -187,7 +187,7 @@ def _fails_the_same_way(run: Replay, case: Case, judge: Judge, shrink: _Shrink) 
         except Exception as exc:  # never let a shrink turn into an error of the suite
             raise _ShrinkStopped(f"stopped: {type(exc).__name__}") from None
     exchanges = recorder.snapshot()
-    shrink.requests += len(exchanges)
+    shrink.requests += sum(exchange.status != 429 for exchange in exchanges)  # when a 429 comes is timing
     if failure is None or type(failure) is not type(shrink.original.failure):
         return False
     drawn = dataclasses.replace(shrink.drawn, call=shrink.calls, fingerprint=key, body_bytes=run.body_bytes(case))

@@ -52,7 +52,8 @@ class Finding:
 
 @dataclass
 class Stream:
-    """What one fuzzing stream found: cases sent, the first failure per requirement, a sample of exchanges."""
+    """What one fuzzing stream found: cases sent (judged, or sent in a window once the stream was settled), the
+    first failure per requirement, a sample of exchanges."""
 
     reqs: tuple[str, ...]
     seed: int

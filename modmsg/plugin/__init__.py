@@ -49,6 +49,7 @@ from modmsg.plugin.prepare import (
 from modmsg.plugin.selection import (
     expected_counts,
     is_worker,
+    mark_smoke,
     req_ids,
     select,
     stop_if_nothing_selected,
@@ -149,6 +150,7 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Any:
     state = config.stash[STATE]
     keep = select(config, state, items)
+    mark_smoke(config, state, keep)
     items[:] = keep
     result = yield  # pytest's -k and -m, and other plugins, select from here
     stop_if_nothing_selected(config, state, sum(1 for item in keep if req_ids(item)), items)
@@ -238,6 +240,7 @@ def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator
         ledger=modmsg_state.ledger,
         target=modmsg_state.redact(modmsg_state.settings.base_url or ""),
         interrupts=modmsg_state.interrupts,
+        concurrency=modmsg_state.settings.concurrency,
     )
     with factory.interrupts.installed():
         try:

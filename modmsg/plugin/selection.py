@@ -11,6 +11,7 @@ from modmsg.plugin.prepare import refuse
 from modmsg.plugin.state import RunState
 from modmsg.redaction import inert
 from modmsg.requirements import matches
+from modmsg.smoke import candidates_of, choose, load_costs
 
 
 def req_ids(item: pytest.Item) -> tuple[str, ...]:
@@ -53,6 +54,33 @@ def select(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> 
     if drop:
         config.hook.pytest_deselected(items=drop)
     return keep
+
+
+def smoke_key(item: pytest.Item) -> str:
+    """A test as ``suites/smoke-costs.json`` names it: its file name and the rest of its node id (the directory
+    differs between a checkout and an installed copy)."""
+    return f"{item.path.name}::{item.nodeid.split('::', 1)[-1]}"
+
+
+def mark_smoke(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:
+    """Mark the tests the smoke rule takes (``modmsg.smoke``) with ``smoke``, when ``-m`` asks for it."""
+    if "smoke" not in (config.option.markexpr or ""):
+        return
+    musts = frozenset(
+        r.id for r in state.catalogue.active() if r.level.value == "MUST" and state.profile.base in r.profiles
+    )
+    by_key = {smoke_key(item): item for item in items}
+    judged = {key: req_ids(item) for key, item in by_key.items()}
+    shares = {key: _stream(item) for key, item in by_key.items()}
+    for candidate in choose(candidates_of(judged, shares, musts, load_costs())):
+        by_key[candidate.nodeid].add_marker(pytest.mark.smoke)
+
+
+def _stream(item: pytest.Item) -> str | None:
+    """The drawn stream a test shares with others (its ``xdist_group``), whose cost the first one taken pays."""
+    mark = item.get_closest_marker("xdist_group")
+    name = (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark is not None else None
+    return str(name) if name else None
 
 
 def expected_counts(items: list[pytest.Item]) -> dict[str, int]:

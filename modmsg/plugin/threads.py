@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ class ThreadFactory:
     ledger: Ledger | None = None
     target: str = ""
     interrupts: Interrupts = field(default_factory=Interrupts)
+    concurrency: int = 1
+    """``--concurrency``: deletions in flight at once at the end of the run."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
         return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
@@ -53,29 +57,51 @@ class ThreadFactory:
         return thread
 
     def cleanup(self) -> tuple[str, ...]:
-        """Delete every thread of the run, newest first; return the ids that could not be deleted.
+        """Delete every thread of the run, newest first, ``concurrency`` at once; return the ids that could not be
+        deleted (in that order).
 
         After ``CLEANUP_GIVE_UP`` transport failures in a row it stops asking (the target is gone), so a dead
-        target cannot stretch the end of a run; the ledger keeps what is left.
+        target cannot stretch the end of a run; the ledger keeps what is left (its writers lock the file).
         """
         todo = [thread_id for thread_id in reversed(dict.fromkeys(self.created)) if thread_id]
         self.created.clear()
         api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
-        left: list[str] = []
-        failures = 0
-        for thread_id in todo:
-            if failures >= CLEANUP_GIVE_UP:
-                left.append(thread_id)
-                continue
-            try:
-                status = api.delete_thread(thread_id).status_code
-            except TransportError:
-                failures += 1
-                left.append(thread_id)
-                continue
-            failures = 0
-            if status not in (200, 404):
-                left.append(thread_id)
-            elif self.ledger is not None:
-                self.ledger.deleted(self.run_id, thread_id, self.target)
-        return tuple(left)
+        failures = _Failures()
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(todo) or 1))) as pool:
+            deleted = list(pool.map(lambda thread_id: self._delete(api, thread_id, failures), todo))
+        return tuple(thread_id for thread_id, done in zip(todo, deleted, strict=True) if not done)
+
+    def _delete(self, api: AssistantsApi, thread_id: str, failures: _Failures) -> bool:
+        if failures.given_up():
+            return False
+        try:
+            status = api.delete_thread(thread_id).status_code
+        except TransportError:
+            failures.add()
+            return False
+        failures.reset()
+        if status not in (200, 404):
+            return False
+        if self.ledger is not None:
+            self.ledger.deleted(self.run_id, thread_id, self.target)
+        return True
+
+
+class _Failures:
+    """Transport failures in a row during a cleanup, across its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def given_up(self) -> bool:
+        with self._lock:
+            return self._count >= CLEANUP_GIVE_UP
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._count = 0

@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 
 from modmsg.reference.app import create_app
 from modmsg.reference.behaviour import DEFAULT_BEHAVIOUR, Behaviour
+from modmsg.reference.latency import Latency
 
 _POLL_SECONDS = 0.01
 
@@ -90,12 +91,16 @@ def start_server(
     *,
     middleware: Sequence[Middleware] = (),
     startup_timeout: float = 10.0,
+    latency_ms: float = 0.0,
 ) -> ReferenceServer:
     """Start uvicorn in a daemon thread (port 0 = a free port) and wait until it accepts connections.
 
-    ``middleware`` is passed to :func:`create_app` (outermost, e.g. a variant's response rewriter).
+    ``middleware`` is passed to :func:`create_app` (outermost, e.g. a variant's response rewriter). ``latency_ms``
+    makes it a distant target (:class:`~modmsg.reference.latency.Latency`): each request answered that much
+    later, the first of each new connection twice that.
     """
-    app = create_app(api_key, behaviour, middleware=middleware)
+    distant = (Middleware(Latency, round_trip=latency_ms / 1000),) if latency_ms else ()
+    app = create_app(api_key, behaviour, middleware=(*distant, *middleware))
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -151,6 +156,7 @@ def serve_forever(
     behaviour: Behaviour = DEFAULT_BEHAVIOUR,
     *,
     middleware: Sequence[Middleware] = (),
+    latency_ms: float = 0.0,
 ) -> None:
     """Serve until SIGINT or SIGTERM, printing one line with the base URL once listening."""
     stop = threading.Event()
@@ -159,7 +165,9 @@ def serve_forever(
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda _sig, _frame: stop.set()) for sig in handled}
     try:
-        with start_server(api_key, behaviour, host=host, port=port, middleware=middleware) as server:
+        with start_server(
+            api_key, behaviour, host=host, port=port, middleware=middleware, latency_ms=latency_ms
+        ) as server:
             url = f"http://{_url_host(host)}:{server.port}/v1"
             print(f"modmsg reference server listening on {url}", flush=True)
             while not stop.wait(0.2):

@@ -27,9 +27,12 @@ class Variant:
     middleware: tuple[Middleware, ...] = ()
     generated: tuple[str, ...] = ()
 
-    def start(self, api_key: str, host: str = "127.0.0.1", port: int = 0) -> ReferenceServer:
-        """Start this variant on loopback in a background thread (``port=0``: a free port)."""
-        return start_server(api_key, self.behaviour, host, port, middleware=self.middleware)
+    def start(
+        self, api_key: str, host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 0.0
+    ) -> ReferenceServer:
+        """Start this variant on loopback in a background thread (``port=0``: a free port; ``latency_ms``: a
+        distant target, see :func:`~modmsg.reference.start_server`)."""
+        return start_server(api_key, self.behaviour, host, port, middleware=self.middleware, latency_ms=latency_ms)
 
 
 def knobs(**changes: Any) -> Behaviour:

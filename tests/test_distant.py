@@ -1,0 +1,297 @@
+"""A distant target (``--latency-ms``) and concurrent generated streams whose verdicts equal a sequential run's."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from helpers import run_cli, run_suite
+
+from bench import distant
+from modmsg.api import AssistantsApi
+from modmsg.config import ConfigError, resolve
+from modmsg.generation.builtin_checks import load_schema, modify_operation
+from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.pool import LanePool, Outcome, Skipped, first_error, lanes_for
+from modmsg.generation.run import GeneratedRun
+from modmsg.generation.shrink import ShrinkBudget
+from modmsg.ledger import LEDGER_NAME, Ledger
+from modmsg.plugin.threads import CLEANUP_GIVE_UP, ThreadFactory
+from modmsg.profiles import load_profile
+from modmsg.reference import ReferenceServer, start_server
+from modmsg.reference.latency import Latency
+from modmsg.reference.variants import VARIANTS, Variant, get_variant
+from modmsg.transport import Exchange, RequestDropped, Transport
+
+
+def _serve(latency: Latency, client: tuple[str, int] | None) -> None:
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, object]) -> None:
+        return None
+
+    scope = {"type": "http", "client": client}
+    asyncio.run(latency(scope, receive, send))  # type: ignore[arg-type]
+
+
+def test_latency_costs_one_round_trip_per_request_and_one_more_per_new_connection() -> None:
+    waits: list[float] = []
+    served: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        served.append("served")
+
+    latency = Latency(app, round_trip=0.04, sleep=sleep)  # type: ignore[arg-type]
+    for client in (("127.0.0.1", 5000), ("127.0.0.1", 5000), ("127.0.0.1", 5001), ("127.0.0.1", 5000)):
+        _serve(latency, client)
+    assert waits == [0.08, 0.04, 0.08, 0.04]
+    assert len(served) == 4
+
+
+def test_latency_is_bounded_and_checked() -> None:
+    assert resolve({"reference_latency_ms": "40"}, env={}).reference_latency_ms == 40.0
+    assert resolve({}, env={"MODMSG_REFERENCE_LATENCY_MS": "5"}).reference_latency_ms == 5.0
+    for bad in ("-1", "nan", "70000", "soon"):
+        with pytest.raises(ConfigError, match="--reference-latency-ms"):
+            resolve({"reference_latency_ms": bad}, env={})
+    with pytest.raises(ValueError):
+        Latency(None, round_trip=61)  # type: ignore[arg-type]
+
+
+def test_serve_refuses_a_bad_latency_in_one_sentence() -> None:
+    result = run_cli("serve", "--latency-ms", "-5")
+    assert result.returncode == 2
+    assert "--latency-ms must be between 0 and 60000" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ concurrency with identical verdicts
+
+KEY = "sk-distant"
+STREAM_REQS = frozenset({"MM-GEN-01", "MM-GEN-02", "MM-GEN-03", "MM-ERR-08"})
+_VOLATILE = re.compile(r"\b(?:thread|msg|req)_[A-Za-z0-9]+|\b\d{10,}\b|127\.0\.0\.1:\d+|TestCaseId: \w+")
+
+
+def _plain(text: str | None) -> str:
+    """Text with what differs between two runs of the same seed masked: ids, timestamps, the server's port,
+    Schemathesis' random test case id."""
+    return _VOLATILE.sub("…", text or "")
+
+
+def _verdicts(server: ReferenceServer, concurrency: int, *, seed: int = 7, max_examples: int = 16) -> dict[str, Any]:
+    """Per mode and requirement of the streams: the outcome, the first failing case (where it was drawn, its
+    failure text) and its evidence in order; and the test's evidence as recorded."""
+    transport = Transport(base_url=server.base_url, api_key=KEY)
+    api = AssistantsApi(transport)
+    seen: dict[str, Any] = {}
+    for mode in (POSITIVE, NEGATIVE):
+        run = GeneratedRun(
+            operation=modify_operation(load_schema()),
+            transport=transport,
+            api=api,
+            base_url=server.base_url,
+            profile=load_profile("openai"),
+            message=api.create_message(api.create_thread()["id"]),
+            seed=seed,
+            max_examples=max_examples,
+            replay_base_url=None,
+            replay_profile="openai",
+            shrink_budget=ShrinkBudget(requests=6, seconds=20),
+            concurrency=concurrency,
+        )
+        with transport.recording() as recorder:
+            stream = run.stream(mode, label=mode.value)
+        seen[mode.value] = {
+            "sent": stream.sent,
+            "evidence": [(e.method, _plain(e.url), e.status) for e in recorder.snapshot() if e.status != 429],
+            **{
+                req: None
+                if (finding := stream.findings.get(req)) is None
+                else (
+                    type(finding.failure).__name__,
+                    _plain(str(finding.failure)),
+                    finding.drawn and (finding.drawn.batch, finding.drawn.call, finding.drawn.fingerprint),
+                    [
+                        (e.method, _plain(e.url), e.status, _plain(e.request_body))
+                        for e in finding.evidence
+                        if e.status != 429
+                    ],
+                )
+                for req in stream.reqs
+            },
+        }
+    seen["429s"] = len(transport.rate_limited)  # not compared: when a 429 comes is a matter of timing
+    return seen
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> None:
+    assert {k: v for k, v in one.items() if k != "429s"} == {k: v for k, v in other.items() if k != "429s"}
+
+
+def _stream_variants() -> list[Variant]:
+    return [v for v in VARIANTS if STREAM_REQS & {*v.breaks, *v.generated}]
+
+
+def test_concurrent_streams_give_the_verdicts_of_one_lane_on_the_reference_server() -> None:
+    with start_server(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert all(one[mode][req] is None for mode in ("positive", "negative") for req in STREAM_REQS & set(one[mode]))
+    assert one["negative"]["sent"] == 16
+
+
+@pytest.mark.parametrize("variant", _stream_variants(), ids=lambda v: v.name)
+def test_concurrent_streams_give_the_verdicts_of_one_lane_on_every_variant_a_stream_judges(variant: Variant) -> None:
+    """Every variant whose defect a generated stream can find: same outcome per requirement, same first failing
+    case (where drawn, its failure text, its exchanges in order), same evidence order, at concurrency 1 and 4."""
+    with variant.start(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+
+
+LOWERCASES = get_variant("lowercases_metadata_keys")  # fails MM-GEN-01 on generated input (seed 7); shrinks
+
+
+def test_concurrent_streams_give_the_same_verdicts_under_429s() -> None:
+    """The target answers 429 past 15 requests a second (Retry-After: 1): the retries land in every lane, and the
+    verdicts, first failing cases and evidence (429s aside) are still those of one lane at a time."""
+    limited = dataclasses.replace(LOWERCASES, behaviour=dataclasses.replace(LOWERCASES.behaviour, rate_limit=15))
+    with limited.start(KEY) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert one["positive"]["MM-GEN-01"] is not None
+    assert one["429s"] + four["429s"] > 0  # the rate limit was hit
+
+
+def test_concurrent_streams_give_the_same_verdicts_against_a_distant_target() -> None:
+    with LOWERCASES.start(KEY, latency_ms=20) as server:
+        one, four = _verdicts(server, 1), _verdicts(server, 4)
+    _same(one, four)
+    assert one["positive"]["MM-GEN-01"] is not None
+
+
+def test_the_end_of_run_cleanup_deletes_concurrently_and_settles_the_ledger(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / LEDGER_NAME)
+    with start_server(KEY) as server:
+        api = AssistantsApi(Transport(base_url=server.base_url, api_key=KEY))
+        factory = ThreadFactory(api=api, run_id="modmsg-dddddddddddd", ledger=ledger, target="t", concurrency=4)
+        made = [factory.create()["id"] for _ in range(12)]
+        assert set(made) <= set(server.thread_ids())
+        assert factory.cleanup() == ()
+        assert not set(made) & set(server.thread_ids())
+    assert ledger.pending() == []
+
+
+def test_a_concurrent_cleanup_still_gives_up_on_a_dead_target(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / LEDGER_NAME)
+    attempts: list[str] = []
+    dead = Transport("http://127.0.0.1:9/v1", KEY, sleep=lambda _: None, connect_retries=0)
+    send = dead.send
+
+    def counted(prepared: requests.PreparedRequest) -> requests.Response:
+        attempts.append(prepared.url or "")
+        return send(prepared)
+
+    dead.send = counted  # type: ignore[method-assign]
+    factory = ThreadFactory(api=AssistantsApi(dead), run_id="modmsg-eeeeeeeeeeee", ledger=ledger, target="d")
+    factory.concurrency = 4
+    factory.created.extend(f"thread_{i:024d}" for i in range(40))
+    for thread_id in factory.created:
+        ledger.created(factory.run_id, thread_id, factory.target)
+    assert len(factory.cleanup()) == 40 and len(ledger.pending()) == 40
+    assert len(attempts) < CLEANUP_GIVE_UP + 4  # the give-up holds across the pool: at most 3 more were in flight
+
+
+def test_a_streams_lanes_are_set_by_its_size_never_by_the_concurrency() -> None:
+    assert [lanes_for(n) for n in (1, 3, 7, 8, 16, 100, 10_000)] == [1, 1, 1, 2, 4, 8, 8]
+
+
+def test_the_distant_bench_section_renders_its_figures_and_the_goal() -> None:
+    data = {
+        "latency_ms": 40.0,
+        "concurrency_1": {"concurrency": 1, "seconds": 120.0, "requests": 1650},
+        "default": {"concurrency": 4, "seconds": 20.0, "requests": 1650},
+        "one_by_one": {"seconds": 76.0, "requests": 1648, "mismatches": 0},
+        "ratio": 0.263,
+        "ratio_concurrency_1": 1.579,
+        "goal": 0.3,
+        "stock": {"workers": 4, "seconds": 18.2, "requests": 131, "exit": 1},
+        "ours_per_100": None,
+        "stock_per_100": None,
+    }
+    text = "\n".join(distant.lines(data))
+    assert "0.26x (meets the goal <= 0.3x)" in text and "st run --workers 4" in text
+    assert "0.26x** (goal <= 0.3x" in distant.readme_rows(data)[0]
+    assert distant.markdown(data)[0] == "## 6. A distant target"
+    assert distant.readme_rows(None) == []
+
+
+def test_a_lane_pool_answers_in_draw_order_and_an_error_stops_the_rest_of_its_window() -> None:
+    """Item n goes to lane n % lanes; a lane sends its items in order. An error other than ``goes_on`` (a dropped
+    request) stops the pool: the lane's later items are skipped, never sent, and the error is the window's."""
+    sent: list[tuple[str, int]] = []
+
+    def send(lane: str, item: int) -> tuple[object, tuple[Exchange, ...]]:
+        if item == 3:
+            return RequestDropped("dropped twice"), ()
+        if item == 5:
+            return RuntimeError("the target is down"), ()
+        sent.append((lane, item))
+        return item * 10, ()
+
+    pool: LanePool[str, int] = LanePool(["even", "odd"], 2, send, goes_on=(RequestDropped,))
+    judged: list[list[Outcome[int]]] = []
+    try:
+        for item in range(10):
+            pool.add(item)
+        pool.flush(judged.append)  # nothing sent before: judges an empty window, then sends this one
+        outcomes = pool.drain()
+    finally:
+        pool.close()
+    assert judged == [[]]
+    assert [outcome.item for outcome in outcomes] == list(range(10))
+    results = [outcome.result for outcome in outcomes]
+    assert results[:3] == [0, 10, 20] and isinstance(results[3], RequestDropped)  # a dropped request goes on
+    assert isinstance(results[5], RuntimeError)
+    assert all(isinstance(results[n], Skipped) for n in (7, 9))  # the odd lane stopped at 5
+    assert ("odd", 7) not in sent and ("odd", 9) not in sent
+    assert all(lane == ("even" if item % 2 == 0 else "odd") for lane, item in sent)
+    assert isinstance(first_error(outcomes), RuntimeError)  # type: ignore[arg-type]  # not the dropped request
+
+
+def _suite(tmp_path: Path, server: ReferenceServer, concurrency: int) -> dict[str, Any]:
+    run = run_suite(
+        tmp_path / f"suite-{concurrency}",
+        "--base-url", server.base_url, "--concurrency", str(concurrency), "--seed", "5", "--max-examples", "24",
+        env={"MODMSG_API_KEY": KEY},
+    )  # fmt: skip
+    return {
+        test["nodeid"]: (
+            test["outcome"],
+            _plain(json.dumps(test.get("failure"))),
+            [(e["method"], _plain(e["url"]), e["status"]) for e in test.get("evidence") or ()],
+        )
+        for requirement in run.results["requirements"]
+        for test in requirement.get("tests") or ()
+    }
+
+
+def test_the_whole_suite_at_concurrency_4_gives_every_test_the_verdict_and_evidence_of_concurrency_1(
+    tmp_path: Path,
+) -> None:
+    """End to end, through the plugin and the reports: the streams, and the error-scenario table (each scenario
+    has its own thread and message, so --concurrency of them are answered at once), judge and show the same."""
+    with get_variant("echoes_api_key_in_errors").start(KEY) as server:
+        one, four = _suite(tmp_path, server, 1), _suite(tmp_path, server, 4)
+    assert one == four
+    assert any(outcome == "FAIL" for outcome, _, _ in one.values())
