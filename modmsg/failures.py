@@ -217,3 +217,18 @@ class UnsafeId(Failure):
 @failure
 class UntaggedThread(Failure):
     title: ClassVar[str] = "Created thread does not carry the metadata sent"
+
+
+@failure
+class SequenceDisagrees(Failure):
+    title: ClassVar[str] = "A read after a sequence of calls disagrees with the model"
+
+
+@failure
+class DeletedObjectLives(Failure):
+    title: ClassVar[str] = "A deleted thread or message is still readable, listed or writable"
+
+
+@failure
+class ListingOrderWrong(Failure):
+    title: ClassVar[str] = "Listing out of creation order, or its cursors disagree with its items"

@@ -232,6 +232,17 @@ FAILURE_SAMPLES: dict[str, tuple[str, str, str]] = {
         "a 4xx error envelope for a schema-violating request",
         '200 for {"metadata": {"k": 0}}',
     ),
+    "SequenceDisagrees": (
+        "MM-SEQ-01",
+        'getMessage of M1 to show {"k0": "y"}',
+        '{"k0": "x"} (then the sequence of steps, each with its curl)',
+    ),
+    "DeletedObjectLives": (
+        "MM-SEQ-03",
+        "a 404 for getMessage of M1 in deleted T1",
+        '200 application/json: {"id": "msg_…", "object": "thread.message", …}',
+    ),
+    "ListingOrderWrong": ("MM-SEQ-04", "T1 listed desc by creation: M2 M1", "M1 M2"),
 }
 
 

@@ -50,6 +50,8 @@ class Model:
     messages: dict[str, MessageState] = field(default_factory=dict)
     unknown_ids: list[str] = field(default_factory=list)
     """Ids the sequence used for messages that never existed (no upsert may make them exist)."""
+    strangers: set[str] = field(default_factory=set)
+    """Messages a listing showed that the sequence never created: reported once, then left out of later reads."""
 
     def add_thread(self, thread_id: str, metadata: Mapping[str, str]) -> ThreadState:
         thread = ThreadState(f"T{len(self.threads) + 1}", thread_id, dict(metadata))
