@@ -18,7 +18,7 @@ import pytest
 
 from modmsg.config import Settings
 from modmsg.profiles import Profile
-from modmsg.sequences.judge import SEQ_DELETED, SEQ_ORDER, SEQ_READS, SEQ_REJECTED, SEQ_REQS
+from modmsg.sequences.judge import SEQ_REQS
 from modmsg.sequences.run import SequenceRun, Sequences
 from modmsg.target import Target
 from modmsg.transport import Transport
@@ -75,25 +75,25 @@ def verdict(request: pytest.FixtureRequest, settings: Settings, sequences: Seque
     run.verdict(req, run.transport.recorder.add)  # the test's recorder while it runs: its evidence
 
 
-@pytest.mark.req(SEQ_READS)
+@pytest.mark.req("MM-SEQ-01")
 @ON_SEQUENCES
 def test_every_read_after_a_sequence_agrees_with_the_model(request, settings, sequences):
-    verdict(request, settings, sequences, SEQ_READS)
+    verdict(request, settings, sequences, "MM-SEQ-01")
 
 
-@pytest.mark.req(SEQ_REJECTED)
+@pytest.mark.req("MM-SEQ-02")
 @ON_SEQUENCES
 def test_a_rejected_step_changes_nothing_anywhere(request, settings, sequences):
-    verdict(request, settings, sequences, SEQ_REJECTED)
+    verdict(request, settings, sequences, "MM-SEQ-02")
 
 
-@pytest.mark.req(SEQ_DELETED)
+@pytest.mark.req("MM-SEQ-03")
 @ON_SEQUENCES
 def test_deleted_objects_stay_deleted_on_every_path(request, settings, sequences):
-    verdict(request, settings, sequences, SEQ_DELETED)
+    verdict(request, settings, sequences, "MM-SEQ-03")
 
 
-@pytest.mark.req(SEQ_ORDER)
+@pytest.mark.req("MM-SEQ-04")
 @ON_SEQUENCES
 def test_listing_order_and_cursors_are_stable_under_modifies(request, settings, sequences):
-    verdict(request, settings, sequences, SEQ_ORDER)
+    verdict(request, settings, sequences, "MM-SEQ-04")

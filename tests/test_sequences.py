@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis.stateful import RULE_MARKER
 from schemathesis.generation.stateful.state_machine import normalize_name
 
+from modmsg.reference.variants.sequences import SEQUENCE_VARIANTS
 from modmsg.sequences.links import OPERATIONS, LinkError, sequence_links, stateful_schema
 from modmsg.sequences.model import Model, after_modify
 from modmsg.spec import load_fragment
+from proving.mutation import REFERENCE, run_many, run_variant
 
 # The chain the issue asks for: createThread -> createMessage -> modifyMessage -> getMessage / listMessages ->
 # deleteMessage / deleteThread, and modifyMessage after each.
@@ -91,3 +99,59 @@ def test_an_open_mode_is_settled_by_the_first_modify_that_tells_merge_from_repla
     model.settle(message, {"k1": "y"}, {"k1": "y"})
     assert model.mode == "replace"
     assert after_modify({"k0": "x"}, {"k1": "y"}, "merge") == {"k0": "x", "k1": "y"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Proof: `pytest suites --req MM-SEQ` (the user's code path, in a subprocess) fails each variant whose defect
+# lives between operations on its MM-SEQ requirement, with a shrunk sequence in the failure; and passes
+# against the reference server whatever the seed.
+# ---------------------------------------------------------------------------------------------------------
+
+PROOF_SEED = "11"
+REFERENCE_SEEDS = ("1", "2", "3", "4", "5")
+SMALL = ("--max-sequences", "8", "--max-steps", "8")
+
+
+def _failure_details(report_dir: Path, req: str) -> list[str]:
+    results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+    requirement = next(r for r in results["requirements"] if r["id"] == req)
+    return [test["failure"]["detail"] for test in requirement["tests"] if test.get("failure")]
+
+
+@pytest.fixture(scope="module")
+def proof_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("sequences-proof")
+    jobs = [
+        (variant.name, partial(run_variant, variant, base / variant.name, "--req", "MM-SEQ", "--seed", PROOF_SEED))
+        for variant in SEQUENCE_VARIANTS
+    ]
+    jobs += [
+        (
+            f"seed-{seed}",
+            partial(run_variant, REFERENCE, base / f"seed-{seed}", "--req", "MM-SEQ", "--seed", seed, *SMALL),
+        )
+        for seed in REFERENCE_SEEDS
+    ]
+    return {"base": base, **run_many(jobs)}
+
+
+@pytest.mark.parametrize("variant", SEQUENCE_VARIANTS, ids=lambda variant: variant.name)
+def test_sequences_catch_each_defect_between_operations_with_a_shrunk_sequence(proof_runs, variant):
+    outcome = proof_runs[variant.name]
+    expected = sorted(req for req in variant.breaks if req.startswith("MM-SEQ-"))
+    assert expected, f"{variant.name} must break an MM-SEQ requirement"
+    assert sorted(outcome.failed) == expected, outcome.describe()
+    assert not outcome.errored, outcome.describe()
+    for req in expected:
+        details = _failure_details(proof_runs["base"] / variant.name, req)
+        assert details and "shrunk by Hypothesis" in details[0], outcome.describe()
+        steps = [line for line in details[0].splitlines() if re.match(r"^\d+\. ", line)]
+        assert 1 <= len(steps) <= 12 and "curl -sS -X " in details[0], details[0]
+        assert "Replay the run: pytest suites --req MM-SEQ" in details[0]
+
+
+@pytest.mark.parametrize("seed", REFERENCE_SEEDS)
+def test_sequences_pass_against_the_reference_server_whatever_the_seed(proof_runs, seed):
+    outcome = proof_runs[f"seed-{seed}"]
+    seq = {req: value for req, value in outcome.outcomes.items() if req.startswith("MM-SEQ-")}
+    assert len(seq) == 4 and set(seq.values()) == {"PASS"}, outcome.describe()

@@ -76,14 +76,12 @@ class ListingFromCreationCopy:
         elif method == "DELETE" and (message := _MESSAGE.fullmatch(path)):
             self._copies.pop(message["message"], None)
         elif method == "GET" and _LIST.fullmatch(path) and isinstance(body.get("data"), list):
-            items = [
-                self._copies.get(item.get("id"), item) if isinstance(item, dict) else item for item in body["data"]
-            ]
+            items = [self._copy_of(item) for item in body["data"]]
             return reply.with_json({**body, "data": items})
         return reply
 
     def _copy_of(self, item: Any) -> Any:
-        return self._copies.get(item.get("id"), item) if isinstance(item, dict) else item
+        return self._copies.get(str(item.get("id")), item) if isinstance(item, dict) else item
 
 
 class ListingByRowVersion:
