@@ -3,7 +3,8 @@
 Which requirement a disagreement fails is decided here, once:
 
 * a single request answered wrongly is the finding of the requirement that judges that request on its own (a
-  sibling call: MM-RESP-09; a valid modify not 200: MM-RESP-01; a sent pair not echoed: MM-META-01; replace
+  sibling call: MM-RESP-09; a valid modify not 200: MM-RESP-01; a sent pair not echoed: MM-META-01, or
+  MM-META-15 when it was sent again as stored; replace
   where merge was due: MM-META-04; an unknown, foreign or deleted message not refused with 404: MM-ERR-02..05; an
   invalid body accepted: MM-META-06..09; a 5xx: MM-ERR-08), so the sequence requirements are BLOCKED by it;
 * what only a sequence shows is MM-SEQ's: a read after the step disagrees with the model (MM-SEQ-01, or the
@@ -43,6 +44,7 @@ SEQ_DELETED = "MM-SEQ-03"
 SEQ_ORDER = "MM-SEQ-04"
 SEQ_REQS = (SEQ_READS, SEQ_REJECTED, SEQ_DELETED, SEQ_ORDER)
 ECHO_REQ = "MM-META-01"
+IDEMPOTENT_REQ = "MM-META-15"
 MODE_REQ = "MM-META-04"
 SUCCESS_REQ = "MM-RESP-01"
 NO_5XX_REQ = "MM-ERR-08"
@@ -96,8 +98,12 @@ def modify_answer(
     stored = metadata_of(body)
     missing = {k: v for k, v in sent.items() if stored.get(k) != v}
     if missing:
+        repeated = all(message.metadata.get(k) == v for k, v in missing.items())  # sent again as stored
         raise WrongMetadataSemantics(
-            req=ECHO_REQ, expected=f"the modify answer to contain {dump(dict(sent))}", received=dump(stored)
+            req=IDEMPOTENT_REQ if repeated else ECHO_REQ,
+            expected=f"the modify answer to contain {dump(dict(sent))}"
+            + (f" (already stored: {dump(missing)})" if repeated else ""),
+            received=dump(stored),
         )
     expected = model.expected(message, sent)
     if stored in expected:

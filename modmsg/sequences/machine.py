@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import string
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -30,116 +27,37 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from schemathesis import Case
-from schemathesis.core import NOT_SET
 
 from modmsg.checks._common import dump
 from modmsg.checks.metadata import rejected
-from modmsg.checks.preconditions import finding_for
 from modmsg.failures import (
     CrossThreadAccess,
-    Failure,
-    InvalidRequestAccepted,
-    LimitNotEnforced,
-    ListingOrderWrong,
     MissingResourceAccepted,
-    PartialWrite,
     SequenceDisagrees,
-    WrongTypeAccepted,
-    WrongValue,
 )
 from modmsg.generation.judges import rejection_statuses
-from modmsg.ids import SIBLINGS_REQ, checked_id
-from modmsg.profiles import Profile
+from modmsg.ids import checked_id
 from modmsg.sequences import judge
-from modmsg.sequences.judge import SEQ_DELETED, SEQ_ORDER, SEQ_READS, SEQ_REJECTED, Judging, Listing
-from modmsg.sequences.links import Links, Unresolved, stateful_schema, step_output
+from modmsg.sequences.judge import SEQ_DELETED, SEQ_READS, SEQ_REJECTED
+from modmsg.sequences.links import stateful_schema, step_output
 from modmsg.sequences.model import MessageState, Model, ThreadState
-from modmsg.transport import Exchange, Transport
-
-KEYS = ("k0", "k1", "k2", "k3")
-VALUES = ("", "x", "y", "z1")
-"""A small alphabet, so that keys collide and merge semantics show; plain ASCII, so no length, case or
-normalisation rule of another requirement is exercised here."""
-SENT = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), min_size=1, max_size=3)
-AT_CREATION = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES[1:]), max_size=2)
-LISTING_LIMIT = 100
-MAX_LIVE_THREADS = 2
-MAX_THREADS = 4
-ECHO_REQ = "MM-RESP-05"
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """A modify body a target must refuse, and the requirement that judges that refusal on its own."""
-
-    what: str
-    metadata: Mapping[str, Any]
-    req: str
-    failure: type[InvalidRequestAccepted]
-
-
-INVALID = (
-    Invalid("a non-string value beside a valid pair", {"k0": "x", "k1": 1}, "MM-META-09", WrongTypeAccepted),
-    Invalid("17 keys", {f"k{i}": "x" for i in range(17)}, "MM-META-06", LimitNotEnforced),
-    Invalid("a 65-character key beside a valid pair", {"k0": "y", "k" * 65: "x"}, "MM-META-07", LimitNotEnforced),
-    Invalid("a 513-character value", {"k1": "y" * 513}, "MM-META-08", LimitNotEnforced),
+from modmsg.sequences.reads import Reads
+from modmsg.sequences.steps import (
+    AT_CREATION,
+    INVALID,
+    MAX_LIVE_THREADS,
+    MAX_THREADS,
+    PICK,
+    SENT,
+    UNKNOWN_ID,
+    Context,
+    Invalid,
+    ShrinkSpent,
+    Step,
 )
-PICK = st.integers(min_value=0, max_value=7)
-"""Which of the live (or deleted) objects a step takes: shrinks towards the first."""
-UNKNOWN_ID = st.text(string.ascii_letters + string.digits, min_size=24, max_size=24).map(lambda s: f"msg_{s}")
 
 
-@dataclass(frozen=True)
-class Step:
-    """One step of a sequence as the failure lists it: what was done, and its exchanges (the step's own request
-    first, then the reads that judged it)."""
-
-    number: int
-    text: str
-    exchanges: tuple[Exchange, ...]
-
-    def lines(self) -> list[str]:
-        head = f"{self.number}. {self.text}"
-        if not self.exchanges:
-            return [head + " (skipped: nothing sent)"]
-        first, *reads = self.exchanges
-        lines = [f"{head} -> {first.status if first.status is not None else 'no answer'}", f"   {first.curl()}"]
-        lines += [f"   then {read.method} {read.url} -> {read.status}" for read in reads]
-        return lines
-
-
-class Abort(BaseException):
-    """Ends the run at once (the target stopped answering): never shrunk."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-class ShrinkSpent(BaseException):
-    """Ends the shrinking of a round: its budget is spent, the smallest failing sequence so far is reported."""
-
-
-@dataclass
-class Context:
-    """What every sequence of one run shares: the wire, the run's thread factory, the profile, what is judged,
-    and where a failing sequence is reported."""
-
-    transport: Transport = field(repr=False)
-    base_url: str
-    create_thread: Callable[[], dict[str, Any]] = field(repr=False)
-    """The run's thread factory: each thread tagged with the run id and in the ledger before it is used."""
-    profile: Profile
-    links: Links = field(repr=False)
-    judging: Judging
-    on_failure: Callable[[Failure, tuple[Step, ...]], Failure]
-    """Records a failing sequence; returns the failure with the steps listed (what is raised)."""
-    may_send: Callable[[], bool] = lambda: True
-    """False once the shrink budget is spent: later sequences are rejected before they send anything."""
-
-
-class SequenceRules:
+class SequenceRules(Reads):
     """The rules of a sequence (mixed into a subclass of Schemathesis' machine, whose rules it hides)."""
 
     context: Context
@@ -156,132 +74,6 @@ class SequenceRules:
         """Threads stay for the run's cleanup, which deletes every thread of the run (and only those)."""
 
     # -- steps -----------------------------------------------------------------------------------------
-
-    @contextmanager
-    def step(self, text: str) -> Iterator[None]:
-        """One step: its exchanges recorded apart, any failure raised with the whole sequence so far."""
-        number = len(self.steps) + 1
-        transport = self.context.transport
-        with transport.recording(forward=True) as recorder:
-            try:
-                yield
-            except Failure as failure:
-                self.steps.append(Step(number, text, recorder.snapshot()))
-                raise self.context.on_failure(failure, tuple(self.steps)) from None
-            except Exception as exc:
-                self.steps.append(Step(number, text, recorder.snapshot()))
-                finding = finding_for(exc)
-                if finding is None:
-                    raise Abort(exc) from exc
-                raise self.context.on_failure(finding, tuple(self.steps)) from None
-        self.steps.append(Step(number, text, recorder.snapshot()))
-
-    def send(self, operation: str, parameters: Mapping[str, str], *, body: Any = NOT_SET, query: Any = None) -> Any:
-        """Send one Schemathesis case of ``operation`` through the run's transport; (case, response)."""
-        case = self.context.links.operations[operation].Case(
-            path_parameters=dict(parameters),
-            body=body,
-            query=query,
-            media_type="application/json" if body is not NOT_SET else None,
-        )
-        return case, self._send(case)
-
-    def _send(self, case: Case) -> requests.Response:
-        transport = self.context.transport
-        kwargs = case.as_transport_kwargs(base_url=self.context.base_url)
-        generated = {
-            k: v for k, v in (kwargs.get("headers") or {}).items() if not k.lower().startswith("x-schemathesis")
-        }
-        kwargs["headers"] = {**generated, **transport.default_headers()}
-        return transport.send(transport.session.prepare_request(requests.Request(**kwargs)))
-
-    def follow(self, label: str, operation: str, expected: Mapping[str, str]) -> dict[str, str]:
-        """The path parameters of ``operation`` for the object ``label``, through the link from its last answer;
-        an answer that leads a link to another object than the model knows is that answer's defect."""
-        output = self.origin[label]
-        source = str(output.case.operation.definition.raw["operationId"])
-        try:
-            parameters = self.context.links.follow(output, operation)
-        except Unresolved as unresolved:
-            raise WrongValue(
-                req=ECHO_REQ if source == "modifyMessage" else SIBLINGS_REQ,
-                expected=f"the {source} answer about {label} to carry what its links read",
-                received=str(unresolved),
-            ) from None
-        wrong = {k: v for k, v in expected.items() if k in parameters and parameters[k] != v}
-        if wrong:
-            raise WrongValue(
-                req=ECHO_REQ if source == "modifyMessage" else SIBLINGS_REQ,
-                expected=f"the {source} answer about {label} to name it: {dict(expected)}",
-                received=f"its link to {operation} resolves to {parameters}",
-            )
-        return {name: parameters[name] for name in expected}
-
-    def ids(self, message: MessageState) -> dict[str, str]:
-        return {"thread_id": self.model.thread_of(message).id, "message_id": message.id}
-
-    def judges(self, req: str) -> bool:
-        return self.context.judging.judges(req)
-
-    # -- reads that judge a step -----------------------------------------------------------------------
-
-    def read_message(self, message: MessageState, *, req: str) -> None:
-        _, response = self.send("getMessage", self.follow(message.label, "getMessage", self.ids(message)))
-        judge.message_read(response, message, req=req, judging=self.context.judging)
-
-    def read_listing(self, thread: ThreadState, *, order: str = "desc", limit: int = LISTING_LIMIT) -> None:
-        """After a step that succeeded: the thread's listing (every page) against the model: content (MM-SEQ-01),
-        deleted messages (MM-SEQ-03), order and cursors (MM-SEQ-04)."""
-        listing = self.listing(thread, order=order, limit=limit)
-        judge.listing_content(listing, self.model, thread, judging=self.context.judging)
-        if self.judges(SEQ_ORDER):
-            judge.listing_order(listing, self.model, thread, order=order, judging=self.context.judging)
-
-    @contextmanager
-    def unchanged_listings(self, *threads: ThreadState) -> Iterator[None]:
-        """Around a refused step: each thread's listing before and after it must be the same (MM-SEQ-02)."""
-        before = [self.listing(thread) for thread in threads]
-        yield
-        for thread, earlier in zip(threads, before, strict=True):
-            judge.listing_unchanged(earlier, self.listing(thread), self.model, thread, judging=self.context.judging)
-
-    def listing(self, thread: ThreadState, *, order: str = "desc", limit: int = LISTING_LIMIT) -> Listing:
-        """Every page of the thread's listing, following ``after`` through the NextPage link."""
-        parameters = self.follow(thread.label, "listMessages", {"thread_id": thread.id})
-        ids: list[str] = []
-        metadata: dict[str, Any] = {}
-        pages: list[dict[str, Any]] = []
-        query: dict[str, Any] = {"order": order, "limit": limit}
-        for _ in range(len(thread.messages) + len(self.model.strangers) + 2):
-            case, response = self.send("listMessages", parameters, query=query)
-            page = judge.page_of(response, f"listMessages of {thread.label}")
-            items = [item for item in page["data"] if isinstance(item.get("id"), str)]
-            ids += [item["id"] for item in items]
-            metadata.update({item["id"]: item.get("metadata") for item in items})
-            page_ids = [item["id"] for item in items]
-            pages.append({**{k: page.get(k) for k in ("first_id", "last_id", "has_more")}, "ids": page_ids})
-            self._origin_from_listing(thread, case, response, page_ids)
-            if page.get("has_more") is not True or not page_ids:
-                break
-            if not isinstance(page.get("last_id"), str):
-                self.context.judging.fail(
-                    ListingOrderWrong(
-                        req=SEQ_ORDER, expected="has_more with a last_id to go on after", received=dump(pages[-1])
-                    )
-                )
-                break
-            parameters = self.context.links.follow(step_output(case, response), "listMessages")
-            query = {"order": order, "limit": limit, "after": parameters.pop("after")}
-        return Listing(tuple(ids), metadata, tuple(pages))
-
-    def _origin_from_listing(
-        self, thread: ThreadState, case: Case, response: requests.Response, ids: list[str]
-    ) -> None:
-        first = next((m for m in self.model.live(thread) if ids and m.id == ids[0]), None)
-        if first is not None:
-            self.origin[first.label] = step_output(case, response)
-
-    # -- rules -----------------------------------------------------------------------------------------
 
     def _new_thread(self) -> None:
         label = f"T{len(self.model.threads) + 1}"
@@ -394,10 +186,6 @@ class SequenceRules:
             if thread.deleted:
                 self.read_listing_of_deleted(thread)
 
-    def read_listing_of_deleted(self, thread: ThreadState) -> None:
-        _, response = self.send("listMessages", self.follow(thread.label, "listMessages", {"thread_id": thread.id}))
-        judge.stays_deleted(response, f"listMessages of deleted {thread.label}", self.context.judging)
-
     @precondition(lambda self: self.judges(SEQ_REJECTED) and self.live_messages())
     @rule(pick=PICK, invalid=st.sampled_from(INVALID))
     def modify_invalid(self, pick: int, invalid: Invalid) -> None:
@@ -411,17 +199,6 @@ class SequenceRules:
             statuses = tuple(sorted(rejection_statuses(self.context.profile)))
             rejected(response, req=invalid.req, what=invalid.what, statuses=statuses, failure=invalid.failure)
             self.unchanged(message, req="MM-META-12")
-
-    def unchanged(self, message: MessageState, *, req: str) -> None:
-        """getMessage after a rejected modify: the message as the model holds it (``req`` judges that alone)."""
-        _, response = self.send("getMessage", self.follow(message.label, "getMessage", self.ids(message)))
-        body = judge.sibling_body(response, f"getMessage of {message.label}")
-        if judge.metadata_of(body) != message.metadata:
-            raise PartialWrite(
-                req=req,
-                expected=f"{message.label} unchanged: {dump(message.metadata)}",
-                received=dump(body.get("metadata")),
-            )
 
     @precondition(lambda self: self.judges(SEQ_REJECTED) and self.live_messages() and len(self.live_threads()) > 1)
     @rule(pick=PICK, sent=SENT)

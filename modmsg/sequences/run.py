@@ -31,7 +31,8 @@ from modmsg.generation.cases import derive_seed
 from modmsg.profiles import Profile
 from modmsg.sequences.judge import SEQ_REQS, Judging
 from modmsg.sequences.links import sequence_links
-from modmsg.sequences.machine import Abort, Context, ShrinkSpent, Step, machine_class
+from modmsg.sequences.machine import machine_class
+from modmsg.sequences.steps import Abort, Context, ShrinkSpent, Step
 from modmsg.transport import Transport
 
 SAMPLE = 4
