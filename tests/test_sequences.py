@@ -12,10 +12,16 @@ import pytest
 from hypothesis.stateful import RULE_MARKER
 from schemathesis.generation.stateful.state_machine import normalize_name
 
+from modmsg.api import AssistantsApi
+from modmsg.config import ConfigError, resolve
+from modmsg.profiles import load_profile
+from modmsg.reference import start_server
 from modmsg.reference.variants.sequences import SEQUENCE_VARIANTS
 from modmsg.sequences.links import OPERATIONS, LinkError, sequence_links, stateful_schema
 from modmsg.sequences.model import Model, after_modify
+from modmsg.sequences.run import SequenceRun
 from modmsg.spec import load_fragment
+from modmsg.transport import Transport
 from proving.mutation import REFERENCE, run_many, run_variant
 
 # The chain the issue asks for: createThread -> createMessage -> modifyMessage -> getMessage / listMessages ->
@@ -107,6 +113,7 @@ def test_an_open_mode_is_settled_by_the_first_modify_that_tells_merge_from_repla
 # against the reference server whatever the seed.
 # ---------------------------------------------------------------------------------------------------------
 
+KEY = "sk-modmsg-sequences-test-0000"
 PROOF_SEED = "11"
 REFERENCE_SEEDS = ("1", "2", "3", "4", "5")
 SMALL = ("--max-sequences", "8", "--max-steps", "8")
@@ -155,3 +162,64 @@ def test_sequences_pass_against_the_reference_server_whatever_the_seed(proof_run
     outcome = proof_runs[f"seed-{seed}"]
     seq = {req: value for req, value in outcome.outcomes.items() if req.startswith("MM-SEQ-")}
     assert len(seq) == 4 and set(seq.values()) == {"PASS"}, outcome.describe()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In process: the same seed draws the same sequences; the options are bounded
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _sequence_run(server: Any, seed: int, **options: int) -> SequenceRun:
+    transport = Transport(base_url=server.base_url, api_key=KEY)
+    api = AssistantsApi(transport)
+    run = SequenceRun(
+        transport=transport,
+        base_url=server.base_url,
+        create_thread=lambda: api.create_thread({"modmsg_run": "modmsg-test"}),
+        profile=load_profile("openai"),
+        seed=seed,
+        max_sequences=options.get("sequences", 20),
+        max_steps=options.get("steps", 10),
+        replay="pytest suites --req MM-SEQ --seed 3",
+    )
+    run.run()
+    return run
+
+
+def _steps(run: SequenceRun, req: str) -> list[str]:
+    """The failing sequence's step lines, without the ids and ports the server handed out."""
+    return [
+        re.sub(r"(thread|msg)_[A-Za-z0-9]{24}|127\.0\.0\.1:\d+", "#", step.lines()[0])
+        for step in run.findings[req].steps
+    ]
+
+
+def test_the_same_seed_draws_the_same_sequences_and_shrinks_them_alike():
+    variant = next(v for v in SEQUENCE_VARIANTS if v.name == "get_or_create_on_modify")
+    with variant.start(KEY) as first, variant.start(KEY) as second:
+        one, two = _sequence_run(first, 3), _sequence_run(second, 3)
+    assert set(one.findings) == set(two.findings) == {"MM-SEQ-02"}
+    assert _steps(one, "MM-SEQ-02") == _steps(two, "MM-SEQ-02")
+    assert "(must be refused)" in _steps(one, "MM-SEQ-02")[-1]  # the refused modify that left a message behind
+    assert (one.sent, one.rounds) == (two.sent, two.rounds)
+
+
+def test_a_correct_server_leaves_nothing_to_report_and_every_step_is_bounded():
+    with start_server(KEY) as server:
+        run = _sequence_run(server, 9, sequences=5, steps=6)
+    assert not run.findings and run.rounds == 1
+    assert 0 < run.sent <= 5 * (3 + 6 * 8)  # the start (3 calls), then at most 8 requests a step at this size
+    assert run.sample and all(exchange.status == 200 for exchange in run.sample)
+
+
+MAX_STEPS_CASES = [
+    ("51", "--max-steps must be at most 50, not 51"),
+    ("0", "--max-steps must be a whole number, 1 or more"),
+]
+
+
+@pytest.mark.parametrize(("given", "sentence"), MAX_STEPS_CASES)
+def test_max_steps_is_bounded(given, sentence):
+    with pytest.raises(ConfigError, match=re.escape(sentence)):
+        resolve({"max_steps": given}, env={})
+    assert resolve({"max_sequences": "0"}, env={}).max_sequences == 0
