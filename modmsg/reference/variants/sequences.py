@@ -244,8 +244,9 @@ SEQUENCE_VARIANTS: tuple[Variant, ...] = (
     Variant(
         "read_cache_outlives_modify",
         f"A cache-aside in front of getMessage (filled by a read, {CACHE_HITS} reads per entry, invalidated by "
-        "deletes but not by a modify): a message read shortly before a modify reads as it was before it.",
-        ("MM-SEQ-01",),
+        "deletes but not by a modify): a message read shortly before a modify reads as it was before it; the "
+        "concurrency test reads its result back through the cache too (MM-META-16).",
+        ("MM-SEQ-01", "MM-META-16"),
         CORRECT,
         (Middleware(ReadCacheOutlivesModify, hits=CACHE_HITS),),
     ),
