@@ -233,7 +233,7 @@ OPTIONS: tuple[Option[Any], ...] = (
         "max_sequences",
         "--max-sequences",
         "MODMSG_MAX_SEQUENCES",
-        20,
+        40,
         "Generated sequences of sibling calls judged against the model (MM-SEQ), per round; 0 draws none and "
         "leaves MM-SEQ unjudged.",
         parse=parse_non_negative_int,
@@ -306,7 +306,7 @@ class Settings:
     rate_limit: float | None = None
     max_transport_failures: int = 5
     max_examples: int = 100
-    max_sequences: int = 20
+    max_sequences: int = 40
     max_steps: int = 10
     seed: int | None = None
     report_dir: Path = field(default_factory=lambda: Path("reports"))

@@ -84,11 +84,10 @@ class ListingFromCreationCopy:
         return self._copies.get(str(item.get("id")), item) if isinstance(item, dict) else item
 
 
-class ListingByRowVersion:
-    """An API layer that pages a thread's messages itself, ordered by ``(created_at, version)`` where ``version``
-    is the row version every write bumps (an optimistic-locking column reused as the tie-breaker): messages
-    created within the same second are listed in the order they were last written, so a modify moves a message
-    to the newest end of its second."""
+class ListingByLastWrite:
+    """An API layer that pages a thread's messages itself, ordered by ``updated_at`` (the row's last write, kept
+    to the microsecond) where the spec says ``created_at``: the two agree until a message is modified, which
+    moves it to the newest end of its thread's listing (and shifts every cursor after it)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -118,7 +117,7 @@ class ListingByRowVersion:
         body = reply.json()
         if reply.status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
             return reply
-        items = sorted(body["data"], key=lambda m: (m.get("created_at", 0), self._versions.get(m.get("id"), 0)))
+        items = sorted(body["data"], key=lambda m: self._versions.get(m.get("id"), 0))
         if query.get("order", "desc") != "asc":
             items.reverse()
         ids = [item.get("id") for item in items]
@@ -259,12 +258,12 @@ SEQUENCE_VARIANTS: tuple[Variant, ...] = (
         (Middleware(ListingFromCreationCopy),),
     ),
     Variant(
-        "listing_by_row_version",
-        "listMessages pages by (created_at, row version) and every write bumps the version: a modify moves a "
-        "message to the newest end of the messages created in the same second.",
+        "listing_ordered_by_update",
+        "listMessages pages by the row's last write (`ORDER BY updated_at`) instead of created_at: a modify "
+        "moves a message to the newest end of its thread's listing.",
         ("MM-SEQ-04",),
         CORRECT,
-        (Middleware(ListingByRowVersion),),
+        (Middleware(ListingByLastWrite),),
     ),
     Variant(
         "thread_delete_keeps_messages",
