@@ -113,10 +113,16 @@ class SequenceRules(Reads):
         self._new_message(thread, first)
         self._new_message(thread, second)
 
-    @precondition(lambda self: len(self.live_threads()) < MAX_LIVE_THREADS and len(self.model.threads) < MAX_THREADS)
+    @precondition(lambda self: self.may_create_thread())
     @rule()
     def create_thread(self) -> None:
         self._new_thread()
+
+    def may_create_thread(self) -> bool:
+        """A second live thread, up to ``MAX_THREADS`` per sequence; always one when none is left, so a rule is
+        always valid whatever a round does not judge."""
+        live = len(self.live_threads())
+        return live == 0 or (live < MAX_LIVE_THREADS and len(self.model.threads) < MAX_THREADS)
 
     @precondition(lambda self: self.live_threads())
     @rule(pick=PICK, metadata=AT_CREATION)
