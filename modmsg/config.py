@@ -65,6 +65,14 @@ MAX_TIMEOUT = 3600.0
 """--request-timeout bound: past an hour, one exchange is the whole run."""
 MAX_DURATION = 7 * 24 * 3600.0
 """--max-duration bound: a week."""
+MAX_STEPS = 50
+"""--max-steps bound: a sequence's steps also bound its messages, so every listing stays one page of 100."""
+
+
+def _at_most(number: int, high: int, flag: str) -> int:
+    if number > high:
+        raise ConfigError(f"{flag} must be at most {high}, not {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -274,6 +282,27 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="N",
     ),
     Option(
+        "max_sequences",
+        "--max-sequences",
+        "MODMSG_MAX_SEQUENCES",
+        40,
+        "Generated sequences of sibling calls judged against the model (MM-SEQ), per round; 0 draws none and "
+        "leaves MM-SEQ unjudged.",
+        parse=parse_non_negative_int,
+        kind=WHOLE,
+        metavar="N",
+    ),
+    Option(
+        "max_steps",
+        "--max-steps",
+        "MODMSG_MAX_STEPS",
+        10,
+        f"Most steps in one generated sequence (1 to {MAX_STEPS}); each step sends its call and at most a few reads.",
+        parse=lambda value, flag: _at_most(parse_positive_int(value, flag), MAX_STEPS, flag),
+        kind=WHOLE,
+        metavar="N",
+    ),
+    Option(
         "seed",
         "--seed",
         "MODMSG_SEED",
@@ -346,6 +375,8 @@ class Settings:
     concurrency: int
     reference_latency_ms: float
     max_examples: int
+    max_sequences: int
+    max_steps: int
     seed: int | None
     baseline: str | None
     record_requests: Path | None

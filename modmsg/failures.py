@@ -368,3 +368,29 @@ class UntaggedThread(Failure):
         "createThread echoes the metadata sent (modmsg_run: modmsg-4f0c2a9e1b7d)",
         "modmsg_run: None",
     )
+
+
+@failure
+class SequenceDisagrees(Failure):
+    title: ClassVar[str] = "A read after a sequence of calls disagrees with the model"
+    sample: ClassVar[tuple[str, str, str]] = (
+        "MM-SEQ-01",
+        'getMessage of M1 to show {"k0": "y"}',
+        '{"k0": "x"} (then the sequence of steps, each with its curl)',
+    )
+
+
+@failure
+class DeletedObjectLives(Failure):
+    title: ClassVar[str] = "A deleted thread or message is still readable, listed or writable"
+    sample: ClassVar[tuple[str, str, str]] = (
+        "MM-SEQ-03",
+        "a 404 for getMessage of M1 in deleted T1",
+        '200 application/json: {"id": "msg_…", "object": "thread.message", …}',
+    )
+
+
+@failure
+class ListingOrderWrong(Failure):
+    title: ClassVar[str] = "Listing out of creation order, or its cursors disagree with its items"
+    sample: ClassVar[tuple[str, str, str]] = ("MM-SEQ-04", "T1 listed desc by creation: M2 M1", "M1 M2")

@@ -12,8 +12,8 @@ from typing import Any
 from modmsg.paths import spec_dir
 from modmsg.yamlfile import read_yaml
 
-ID_PATTERN = re.compile(r"^MM-(RESP|META|REQ|ERR|HDR|GEN)-\d{2}$")
-AREAS = ("RESP", "META", "REQ", "ERR", "HDR", "GEN")
+ID_PATTERN = re.compile(r"^MM-(RESP|META|REQ|ERR|HDR|GEN|SEQ)-\d{2}$")
+AREAS = ("RESP", "META", "REQ", "ERR", "HDR", "GEN", "SEQ")
 AREA_TITLES = {
     "RESP": "Success response",
     "META": "Metadata",
@@ -21,6 +21,7 @@ AREA_TITLES = {
     "ERR": "Errors",
     "HDR": "Headers",
     "GEN": "Generated (Schemathesis)",
+    "SEQ": "Sequences (model-based)",
 }
 SOURCE_KINDS = ("spec", "observed", "decision", "http")
 BUNDLED_PROFILES = ("openai", "spec")

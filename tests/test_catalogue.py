@@ -34,7 +34,7 @@ def suite_items() -> dict[str, tuple[str, ...]]:
 def test_catalogue_is_well_formed_and_large_enough():
     catalogue = load_catalogue()
     assert len(catalogue.active()) >= 45
-    assert {r.area for r in catalogue} == {"RESP", "META", "REQ", "ERR", "HDR", "GEN"}
+    assert {r.area for r in catalogue} == {"RESP", "META", "REQ", "ERR", "HDR", "GEN", "SEQ"}
 
 
 def test_every_spec_source_is_a_pointer_that_resolves_in_the_vendored_fragment():

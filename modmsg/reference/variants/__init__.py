@@ -14,11 +14,12 @@ from __future__ import annotations
 from modmsg.reference.variants.defects import STALE_READS, Reply, RewriteResponses, rewrite
 from modmsg.reference.variants.metadata import METADATA_VARIANTS
 from modmsg.reference.variants.protocol import PROTOCOL_VARIANTS
+from modmsg.reference.variants.sequences import SEQUENCE_VARIANTS
 from modmsg.reference.variants.variant import Variant
 
 __all__ = ["STALE_READS", "VARIANTS", "Reply", "RewriteResponses", "Variant", "get_variant", "rewrite"]
 
-VARIANTS: tuple[Variant, ...] = (*METADATA_VARIANTS, *PROTOCOL_VARIANTS)
+VARIANTS: tuple[Variant, ...] = (*METADATA_VARIANTS, *PROTOCOL_VARIANTS, *SEQUENCE_VARIANTS)
 
 
 def get_variant(name: str) -> Variant:

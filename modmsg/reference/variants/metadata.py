@@ -132,8 +132,9 @@ METADATA_VARIANTS: tuple[Variant, ...] = (
     Variant(
         "modify_not_persisted",
         "The modify response shows the change, but the store keeps the old metadata: GET and list show the old "
-        "pairs; everything judged on stored state is BLOCKED by MM-META-02.",
-        ("MM-META-02", "MM-META-03"),
+        "pairs; everything judged on stored state is BLOCKED by MM-META-02, and every read after a modify "
+        "disagrees with the model of a sequence (MM-SEQ-01).",
+        ("MM-META-02", "MM-META-03", "MM-SEQ-01"),
         knobs(persist_modify=False),
     ),
     Variant(
@@ -159,16 +160,18 @@ METADATA_VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "list_shows_no_metadata",
-        "listMessages returns summary items whose metadata is always `{}`.",
-        ("MM-META-03",),
+        "listMessages returns summary items whose metadata is always `{}` (so does every listing of a sequence, "
+        "MM-SEQ-01).",
+        ("MM-META-03", "MM-SEQ-01"),
         CORRECT,
         rewrite(list_without_metadata),
     ),
     Variant(
         "stale_read_cache",
         f"A read-through message cache that a modify does not invalidate (a Redis cache in front of the store): "
-        f"the next {STALE_READS} reads after a modify (getMessage, or listMessages) serve the copy from before it.",
-        ("MM-META-02", "MM-META-03"),
+        f"the next {STALE_READS} reads after a modify (getMessage, or listMessages) serve the copy from before it "
+        "(the reads after a modify in a sequence too, MM-SEQ-01).",
+        ("MM-META-02", "MM-META-03", "MM-SEQ-01"),
         CORRECT,
         (Middleware(StaleReadCache, stale_reads=STALE_READS),),
     ),

@@ -50,9 +50,11 @@ PROTOCOL_VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "modify_bumps_created_at",
-        "An ORM `auto_now` on save: every modify also moves `created_at`.",
+        "An ORM `auto_now` on save: every modify also moves `created_at`; a listing then reorders whenever a "
+        "second has passed since the message was created (MM-SEQ-04, timing-dependent).",
         ("MM-RESP-07",),
         knobs(modify_changes_other_fields=True, changed_field="created_at"),
+        generated=("MM-SEQ-04",),
     ),
     Variant(
         "uuid_ids",
@@ -161,14 +163,16 @@ PROTOCOL_VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "deleted_message_still_modifiable",
-        "Soft delete: DELETE answers `deleted: true` but the message stays readable and modifiable.",
-        ("MM-ERR-04",),
+        "Soft delete: DELETE answers `deleted: true` but the message stays readable and modifiable (so a deleted "
+        "message reads back, MM-SEQ-03).",
+        ("MM-ERR-04", "MM-SEQ-03"),
         knobs(deleted_message_visible=True),
     ),
     Variant(
         "thread_delete_never_applied",
-        "Deferred delete: DELETE of a thread is acknowledged, but the thread and its messages stay live.",
-        ("MM-ERR-05",),
+        "Deferred delete: DELETE of a thread is acknowledged, but the thread and its messages stay live (and "
+        "readable, MM-SEQ-03).",
+        ("MM-ERR-05", "MM-SEQ-03"),
         CORRECT,
         (Middleware(DeferredThreadDelete),),
     ),

@@ -1,0 +1,222 @@
+"""The sequences of one run: drawn once, judged for every MM-SEQ requirement, each failure shrunk and kept.
+
+``SequenceRun.run`` draws ``--max-sequences`` sequences of at most ``--max-steps`` steps (one Hypothesis run,
+seeded from ``--seed``, no example database). The first failing sequence is shrunk by Hypothesis to a minimal
+list of steps, and kept as its requirement's ``Finding``. If that requirement is one of MM-SEQ, another round is
+drawn without judging it (and without drawing its kind of step), so one defect fails the requirements that see it
+and every other one is still judged; a failure of another requirement (a precondition: a sibling call, a modify
+that is not 200, an invalid body accepted ...) is every MM-SEQ requirement's finding, which BLOCKS them. Shrinking
+spends at most ``SHRINK_BUDGET`` requests and seconds per round; then the smallest failing sequence so far is
+reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase
+from hypothesis.errors import Flaky
+from hypothesis.stateful import get_state_machine_test
+from schemathesis.generation.stateful.state_machine import release_state_machines
+
+from modmsg.evidence import Exchange, Recorder
+from modmsg.failures import Failure
+from modmsg.generation.cases import derive_seed
+from modmsg.profiles import Profile
+from modmsg.sequences.judge import SEQ_REQS, Judging
+from modmsg.sequences.links import sequence_links
+from modmsg.sequences.machine import machine_class
+from modmsg.sequences.steps import Abort, Context, ShrinkSpent, Step
+from modmsg.transport import Transport
+
+SAMPLE = 4
+SHRINK_BUDGET = (1500, 10.0)
+"""Requests and seconds a round may spend shrinking its failing sequence; then the smallest so far is reported."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A requirement's failing sequence (shrunk): the failure, with the steps listed, and their exchanges."""
+
+    failure: Failure
+    steps: tuple[Step, ...]
+
+    @property
+    def evidence(self) -> tuple[Exchange, ...]:
+        return tuple(exchange for step in self.steps for exchange in step.exchanges)
+
+
+@dataclass
+class _Round:
+    """One Hypothesis run: its first failure's requirement, and the smallest failing sequence of it so far."""
+
+    reqs: frozenset[str]
+    first: Failure | None = None
+    smallest: Finding | None = None
+    sent_at_failure: int = 0
+    failed_at: float = 0.0
+
+
+@dataclass
+class SequenceRun:
+    """Draws and judges the run's sequences once; each MM-SEQ test then reports its own verdict."""
+
+    transport: Transport = field(repr=False)
+    base_url: str
+    create_thread: Callable[[], dict[str, Any]] = field(repr=False)
+    profile: Profile
+    seed: int
+    max_sequences: int
+    max_steps: int
+    replay: str
+    """The command that replays the run (target, profile, seed, the sequence options)."""
+    reqs: frozenset[str] = frozenset(SEQ_REQS)
+    shrink_budget: tuple[int, float] = SHRINK_BUDGET
+    findings: dict[str, Finding] = field(default_factory=dict)
+    sample: tuple[Exchange, ...] = ()
+    sent: int = 0
+    """Requests sent by the sequences (shrinking included)."""
+    rounds: int = 0
+
+    def run(self) -> None:
+        """Every round until a round finds nothing or every judged requirement has a finding."""
+        while self.reqs - set(self.findings):
+            finding = self._round(frozenset(self.reqs - set(self.findings)))
+            if finding is None:
+                break
+            if finding.failure.req in SEQ_REQS:
+                self.findings[finding.failure.req] = finding
+            else:  # a precondition broke: it blocks every requirement not judged yet
+                for req in self.reqs - set(self.findings):
+                    self.findings[req] = finding
+
+    def _round(self, reqs: frozenset[str]) -> Finding | None:
+        self.rounds += 1
+        state = _Round(reqs)
+        with counting(self.transport) as counter:
+            context = Context(
+                transport=self.transport,
+                base_url=self.base_url,
+                create_thread=self.create_thread,
+                profile=self.profile,
+                links=sequence_links(),
+                judging=Judging(reqs),
+                on_failure=lambda failure, steps: self._failed(state, failure, steps, counter),
+                may_send=lambda: self._may_send(state, counter),
+            )
+            machine = machine_class(context)
+            test = get_state_machine_test(machine, settings=self.settings())
+            label = f"sequences#{self.rounds}" if self.rounds > 1 else "sequences"
+            try:
+                hypothesis.seed(derive_seed(self.seed, label))(test)()
+            except Abort as abort:
+                raise abort.cause from None
+            except (Failure, Flaky, ShrinkSpent):
+                pass  # the smallest failing sequence is kept in ``state`` as it is found
+            finally:
+                self.sent += counter.sent
+                release_state_machines(machine)
+        self.sample = self.sample or counter.first
+        return state.smallest
+
+    def settings(self) -> hypothesis.settings:
+        return hypothesis.settings(
+            max_examples=self.max_sequences,
+            stateful_step_count=self.max_steps,
+            database=None,  # no replay from disk: a run is exactly what its seed says
+            deadline=None,
+            derandomize=False,
+            phases=(Phase.generate, Phase.shrink),
+            suppress_health_check=list(HealthCheck),
+            verbosity=hypothesis.Verbosity.quiet,
+            print_blob=False,
+            report_multiple_bugs=False,
+        )
+
+    def _failed(self, state: _Round, failure: Failure, steps: tuple[Step, ...], counter: _Counting) -> Failure:
+        """Keep the smallest failing sequence of the round's first requirement; return the failure to raise."""
+        if state.first is None:
+            state.first, state.sent_at_failure, state.failed_at = failure, counter.sent, time.monotonic()
+        same = failure.req == state.first.req and type(failure) is type(state.first)
+        if same and (state.smallest is None or len(steps) <= len(state.smallest.steps)):
+            state.smallest = Finding(self._with_steps(failure, steps), steps)
+        return failure
+
+    def _may_send(self, state: _Round, counter: _Counting) -> bool:
+        if state.first is None:
+            return True
+        requests, seconds = self.shrink_budget
+        return counter.sent - state.sent_at_failure < requests and time.monotonic() - state.failed_at < seconds
+
+    def _with_steps(self, failure: Failure, steps: tuple[Step, ...]) -> Failure:
+        lines = [
+            f"Sequence of {len(steps)} step(s), shrunk by Hypothesis (each step's request as a curl, then the reads "
+            "that judged it; the last step failed):",
+            *(line for step in steps for line in step.lines()),
+            f"Replay the run: {self.replay}",
+        ]
+        text = "\n".join(lines)
+        detail = f"{failure.detail}\n\n{text}" if failure.detail else text
+        return dataclasses.replace(failure, detail=self.transport.redactor.text(detail))
+
+    def verdict(self, req: str, add: Callable[[Exchange], None]) -> None:
+        """Raise ``req``'s finding (its steps' exchanges go to ``add``, the test's evidence); the sample of
+        exchanges of a pass otherwise."""
+        finding = self.findings.get(req)
+        for exchange in finding.evidence if finding else self.sample:
+            add(exchange)
+        if finding is not None:
+            raise finding.failure
+
+
+@dataclass
+class _Counting(Recorder):
+    """Where a round's exchanges go (each step forwards to it): counted, the first few kept as a pass's sample."""
+
+    sent: int = 0
+    first: tuple[Exchange, ...] = ()
+
+    def add(self, exchange: Exchange) -> None:
+        self.sent += 1
+        if len(self.first) < SAMPLE:
+            self.first = (*self.first, exchange)
+        super().add(exchange)
+
+
+@contextmanager
+def counting(transport: Transport) -> Iterator[_Counting]:
+    """The round's exchanges recorded apart from the test that runs it (each verdict adds its own evidence)."""
+    previous = transport.recorder
+    transport.recorder = counter = _Counting(limit=SAMPLE)
+    try:
+        yield counter
+    finally:
+        transport.recorder = previous
+
+
+@dataclass
+class Sequences:
+    """The run's sequences, drawn on the first test that asks for a verdict (under xdist, per worker: ``modmsg run
+    --workers`` keeps the MM-SEQ tests on one worker)."""
+
+    new_run: Callable[[], SequenceRun]
+    _done: SequenceRun | Exception | None = field(default=None, repr=False)
+
+    def drawn(self) -> SequenceRun:
+        if self._done is None:
+            run = self.new_run()
+            try:
+                run.run()
+            except Exception as exc:  # e.g. the target stopped answering: every MM-SEQ test says so
+                self._done = exc
+            else:
+                self._done = run
+        if isinstance(self._done, Exception):
+            raise self._done
+        return self._done
