@@ -36,6 +36,8 @@ class Interrupts:
         self.console_fd = 2
         """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
         pytest's capture has replaced file descriptor 2 while a test runs."""
+        self._forwarded: str | None = None
+        """A signal deferred on another thread, handed to the main thread as SIGINT: its own name is this."""
         self.received: str | None = None
         """The first signal's name. Python drops an exception raised where it cannot propagate (a gc callback,
         a ``__del__``), so the plugin also stops the session at the next test boundary when this is set."""
@@ -43,6 +45,8 @@ class Interrupts:
     def handler(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         with self._lock:
+            if self._forwarded is not None:  # a SIGTERM deferred on a pool thread stays a SIGTERM
+                name, self._forwarded = self._forwarded, None
             self.received = self.received or name
             again = self._stopping
             defer = not again and self._critical > 0 and self._pending is None
@@ -87,6 +91,8 @@ class Interrupts:
             with self._lock:
                 self._stopping = True
             raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
+        with self._lock:
+            self._forwarded = pending
         _thread.interrupt_main(signal.SIGINT)
 
     def _leave(self) -> str | None:
