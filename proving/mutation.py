@@ -36,6 +36,7 @@ from modmsg.requirements import Catalogue, load_catalogue
 REFERENCE = Variant("reference", "The correct reference server (no defect).", (), DEFAULT_BEHAVIOUR)
 LEVEL_ORDER = ("MUST", "SHOULD", "MAY")
 REDUCED_EXAMPLES = 5
+REDUCED_SEQUENCES = 8
 """--max-examples for a variant whose ``breaks`` names no MM-GEN requirement (the handwritten tests catch it)."""
 SUITE_TIMEOUT = 600.0
 STOCK_EXAMPLES = 100
@@ -134,6 +135,14 @@ def run_suite(
     return SuiteOutcome(name, done.returncode, outcomes, seconds, output, tuple(args), claim)
 
 
+def sequences_for(variant: Variant) -> int | None:
+    """The default number of generated sequences for a variant that must be caught (or may be caught) by MM-SEQ,
+    a reduced one otherwise: its sequences still run, and must still not FAIL, but fewer of them."""
+    if variant is REFERENCE or any(req.startswith("MM-SEQ-") for req in (*variant.breaks, *variant.generated)):
+        return None
+    return REDUCED_SEQUENCES
+
+
 def run_variant(
     variant: Variant,
     report_dir: Path,
@@ -141,9 +150,15 @@ def run_variant(
     max_examples: int | Literal["auto"] | None = "auto",
 ) -> SuiteOutcome:
     """Start ``variant`` on loopback and run the real suite against it (``max_examples="auto"``: see
-    :func:`examples_for`; None: the suite's default)."""
-    examples = examples_for(variant) if max_examples == "auto" else max_examples
-    extra = (*args, *(("--max-examples", str(examples)) if examples is not None else ()))
+    :func:`examples_for` and :func:`sequences_for`; None: the suite's defaults)."""
+    auto = max_examples == "auto"
+    examples = examples_for(variant) if auto else max_examples
+    sequences = sequences_for(variant) if auto and "--max-sequences" not in args else None
+    extra = (
+        *args,
+        *(("--max-examples", str(examples)) if examples is not None else ()),
+        *(("--max-sequences", str(sequences)) if sequences is not None else ()),
+    )
     api_key = fresh_key()
     with variant.start(api_key) as server:
         return run_suite(server.base_url, api_key, report_dir, *extra, name=variant.name)

@@ -115,7 +115,9 @@ def test_an_open_mode_is_settled_by_the_first_modify_that_tells_merge_from_repla
 
 KEY = "sk-modmsg-sequences-test-0000"
 PROOF_SEED = "11"
-REFERENCE_SEEDS = ("1", "2", "3", "4", "5")
+REFERENCE_SEEDS = ("1",)
+"""`--req MM-SEQ` alone against the reference; tests/test_variants.py's seeded reference runs (five seeds, every
+requirement, the default sequences) prove the sequences pass whatever the seed."""
 SMALL = ("--max-sequences", "8", "--max-steps", "8")
 
 
