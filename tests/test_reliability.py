@@ -342,11 +342,14 @@ def test_a_target_that_dies_midway_stops_the_run_with_exit_2_and_one_sentence(ba
     assert dying.exit_code == 2, dying.output
     sentence = [line for line in dying.output.splitlines() if line.startswith("modmsg: stopped early")]
     assert len(sentence) == 1, dying.output
-    assert "5 tests in a row got no HTTP answer" in sentence[0] and "connection refused" in sentence[0]
+    # The target dies mid-exchange: a request on a connection it cut is reset, one sent afterwards is refused
+    # (with --concurrency several exchanges are in flight when it dies, so either can be the last cause).
+    died = ("connection refused", "connection reset")
+    assert "5 tests in a row got no HTTP answer" in sentence[0] and any(c in sentence[0] for c in died)
     tests = records(dying)
     assert len(tests) < 100, "the run ground on after the target had died"
     errors = [t for t in tests if t["outcome"] == "ERROR"]
-    assert len(errors) == 5 and all("connection refused" in t["reason"] for t in errors)
+    assert len(errors) == 5 and all(any(c in t["reason"] for c in died) for t in errors), errors
     assert not [t for t in tests if t["outcome"] == "FAIL"]
     assert "modmsg sweep --base-url" in dying.output  # the threads it could not delete are named, with the fix
     results = json.loads((dying.report_dir / "results.json").read_text(encoding="utf-8"))
