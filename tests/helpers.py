@@ -74,3 +74,27 @@ def finished_run(process: subprocess.Popen, report_dir: Path, what: str, timeout
         pytest.fail(f"{what} did not end within {timeout:.0f} s")
     output = (report_dir / "output.txt").read_text(encoding="utf-8", errors="replace")
     return SuiteRun(exit_code=process.returncode, output=output, report_dir=report_dir)
+
+
+def generated_run(transport: Any, *, seed: int, max_examples: int, shrink_budget: Any, concurrency: int = 1) -> Any:
+    """A GeneratedRun of the modify operation through ``transport``, on a fresh message, under the openai profile."""
+    from modmsg.api import AssistantsApi
+    from modmsg.generation.builtin_checks import load_schema, modify_operation
+    from modmsg.generation.run import GeneratedRun
+    from modmsg.profiles import load_profile
+
+    api = AssistantsApi(transport)
+    return GeneratedRun(
+        operation=modify_operation(load_schema()),
+        transport=transport,
+        api=api,
+        base_url=transport.base_url,
+        profile=load_profile("openai"),
+        message=api.create_message(api.create_thread()["id"]),
+        seed=seed,
+        max_examples=max_examples,
+        replay_base_url=None,
+        replay_profile="openai",
+        shrink_budget=shrink_budget,
+        concurrency=concurrency,
+    )

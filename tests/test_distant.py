@@ -11,19 +11,16 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import run_cli, run_suite
+from helpers import generated_run, run_cli, run_suite
 
 from bench import distant
 from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
-from modmsg.generation.builtin_checks import load_schema, modify_operation
 from modmsg.generation.cases import NEGATIVE, POSITIVE
 from modmsg.generation.pool import LanePool, Outcome, Skipped, first_error, lanes_for
-from modmsg.generation.run import GeneratedRun
 from modmsg.generation.shrink import ShrinkBudget
 from modmsg.ledger import LEDGER_NAME, Ledger
 from modmsg.plugin.threads import CLEANUP_GIVE_UP, ThreadFactory
-from modmsg.profiles import load_profile
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.latency import Latency
 from modmsg.reference.variants import VARIANTS, Variant, get_variant
@@ -92,20 +89,12 @@ def _verdicts(server: ReferenceServer, concurrency: int, *, seed: int = 7, max_e
     """Per mode and requirement of the streams: the outcome, the first failing case (where it was drawn, its
     failure text) and its evidence in order; and the test's evidence as recorded."""
     transport = Transport(base_url=server.base_url, api_key=KEY)
-    api = AssistantsApi(transport)
     seen: dict[str, Any] = {}
     for mode in (POSITIVE, NEGATIVE):
-        run = GeneratedRun(
-            operation=modify_operation(load_schema()),
-            transport=transport,
-            api=api,
-            base_url=server.base_url,
-            profile=load_profile("openai"),
-            message=api.create_message(api.create_thread()["id"]),
+        run = generated_run(
+            transport,
             seed=seed,
             max_examples=max_examples,
-            replay_base_url=None,
-            replay_profile="openai",
             shrink_budget=ShrinkBudget(requests=6, seconds=20),
             concurrency=concurrency,
         )

@@ -19,16 +19,14 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import SuiteRun, run_suite
+from helpers import SuiteRun, generated_run, run_suite
 
-from modmsg.api import AssistantsApi
 from modmsg.failures import MetadataNotEchoed, NoAnswer, ServerError
-from modmsg.generation.builtin_checks import NO_5XX_REQ, load_schema, modify_operation
+from modmsg.generation.builtin_checks import NO_5XX_REQ
 from modmsg.generation.cases import HYPOTHESIS_BATCH, POSITIVE, batches
 from modmsg.generation.run import GeneratedRun
 from modmsg.generation.shrink import SHRINK_BUDGET, ShrinkBudget
 from modmsg.generation.streams import Stream, Streams
-from modmsg.profiles import load_profile
 from modmsg.reference import DEFAULT_BEHAVIOUR, Behaviour, start_server
 from modmsg.transport import Exchange, RequestDropped, Transport, TransportError
 
@@ -167,20 +165,7 @@ def _generated_run(
             session_send = transport.session.send
             answer = answers(lambda prepared: session_send(prepared, timeout=5, allow_redirects=False))
             transport.session.send = lambda prepared, **_: answer(prepared)  # type: ignore[method-assign]
-        api = AssistantsApi(transport)
-        run = GeneratedRun(
-            operation=modify_operation(load_schema()),
-            transport=transport,
-            api=api,
-            base_url=server.base_url,
-            profile=load_profile("openai"),
-            message=api.create_message(api.create_thread()["id"]),
-            seed=seed,
-            max_examples=max_examples,
-            replay_base_url=None,
-            replay_profile="openai",
-            shrink_budget=budget,
-        )
+        run = generated_run(transport, seed=seed, max_examples=max_examples, shrink_budget=budget)
         yield run
 
 
