@@ -23,16 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import hypothesis
 import pytest
-from hypothesis import HealthCheck
-from schemathesis import Case, GenerationMode
+from schemathesis import GenerationMode
 
 from modmsg import strategies
 from modmsg.api import AssistantsApi
 from modmsg.config import Settings
 from modmsg.generation.builtin_checks import load_schema, modify_operation
 from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.coverage import phases_test
 from modmsg.generation.judges import ACCEPTED, ALL_JUDGES, DOCUMENTED, NO_SERVER_ERROR, REJECTED
 from modmsg.generation.run import GeneratedRun
 from modmsg.generation.streams import Streams
@@ -156,13 +155,6 @@ def test_no_generated_request_gets_a_server_error(
 
 
 @pytest.mark.req("MM-GEN-01", "MM-GEN-02", "MM-GEN-03", "MM-ERR-08")
-@schema.parametrize()
-@hypothesis.settings(
-    database=None,
-    deadline=None,
-    report_multiple_bugs=False,  # stop at the first failing case, so the evidence ends with it
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],  # one message per test
-    verbosity=hypothesis.Verbosity.quiet,
-)
-def test_coverage_cases_are_answered_as_their_mode_requires(case: Case, generated: GeneratedRun) -> None:
-    generated.exercise(case, ALL_JUDGES)
+@pytest.mark.parametrize("operation", [modify_operation(schema).label])  # the id @schema.parametrize() gave it
+def test_coverage_cases_are_answered_as_their_mode_requires(operation: str, generated: GeneratedRun) -> None:
+    phases_test(schema, lambda case: generated.exercise(case, ALL_JUDGES))()

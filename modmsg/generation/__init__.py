@@ -8,7 +8,8 @@
 * ``streams``: one fuzzing stream per generation mode, drawn once per module, every case judged for every
   requirement of its mode (``Streams``);
 * ``shrink``: a stream's failing case made smaller for its requirement within ``SHRINK_BUDGET`` (``shrink_finding``);
-* ``run``: ``GeneratedRun``, the cases against a live message of the run.
+* ``run``: ``GeneratedRun``, the cases against a live message of the run;
+* ``coverage``: the examples and coverage phases as a Hypothesis test built when it runs, not at collection.
 
 Imports go one way, ``run`` → ``shrink`` → ``streams``/``judges`` → ``cases``/``builtin_checks``: a judge sees the
 run through a protocol (``judges.Judging``), and so do a stream's cache and a shrink.
