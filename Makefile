@@ -8,6 +8,11 @@ BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV     := $(VENV)/.installed-dev
 REPORT_DIR ?= reports
+# pytest rewrites the asserts of every module of a pytest plugin's distribution (Schemathesis and Hypothesis ship
+# plugins: ~320 modules) and caches the result beside the bytecode. With PYTHONDONTWRITEBYTECODE set (as in some
+# CI images) nothing is cached and every pytest process compiles them again: ~1.5 s of each suite run's start-up,
+# paid by each of the ~150 suite processes `make test` starts. The cache lives in .venv and __pycache__ (ignored).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: conformance test serve report docs lint mutation bench clean setup gateway-demo matrix
 
