@@ -83,11 +83,23 @@ def test_message_of_deleted_thread_returns_404(api, threads):
 # ------------------------------------------------------------------------------------------ scenario table
 
 
+def selected_scenarios(session: pytest.Session) -> tuple[Scenario, ...]:
+    """The scenarios a selected test reads, in the table's order: ``-k``, ``--req`` or the smoke pay only for
+    those (the whole table costs ~150 requests, one scenario ~7)."""
+    names = {
+        item.callspec.params["name"]
+        for item in session.items
+        if "answered" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+    }
+    return tuple(scenario for scenario in SCENARIOS if scenario.name in names)
+
+
 @pytest.fixture(scope="module")
-def answered(api, threads, transport, settings) -> dict[str, tuple]:
-    """Every error scenario sent once, against its own seeded message: name -> (scenario, response, evidence).
-    The scenarios share nothing, so ``--concurrency`` of them are answered at once; each one's exchanges are
-    captured on its own thread, and the setup's reach this test's evidence in the table's order."""
+def answered(request, api, threads, transport, settings) -> dict[str, tuple]:
+    """Every selected error scenario sent once, against its own seeded message: name -> (scenario, response,
+    evidence). The scenarios share nothing, so ``--concurrency`` of them are answered at once; each one's exchanges
+    are captured on its own thread, and the setup's reach this test's evidence in the table's order."""
+    scenarios = selected_scenarios(request.session)
 
     def answer(scenario: Scenario) -> tuple[tuple, tuple]:
         with transport.capturing() as setup:
@@ -103,11 +115,11 @@ def answered(api, threads, transport, settings) -> dict[str, tuple]:
 
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="modmsg-scenario")
     try:
-        answers = list(pool.map(answer, SCENARIOS))
+        answers = list(pool.map(answer, scenarios))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C: what is in flight ends, no more
     results = {}
-    for scenario, (result, setup) in zip(SCENARIOS, answers, strict=True):
+    for scenario, (result, setup) in zip(scenarios, answers, strict=True):
         for exchange in setup:
             transport.recorder.add(exchange)
         results[scenario.name] = result
