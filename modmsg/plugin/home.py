@@ -1,4 +1,5 @@
-"""A private Hypothesis home per process, so a run leaves no ``.hypothesis`` directory in the user's working tree."""
+"""A private Hypothesis home per process, so a run leaves no ``.hypothesis`` directory in the user's working tree,
+and the content-addressed caches Hypothesis keeps there shared between runs through the user's cache directory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,32 @@ from pathlib import Path
 import pytest
 
 HYPOTHESIS_HOME_PREFIX = "modmsg-hypothesis-"
+SHARED_CACHES = ("unicode_data",)
+"""Hypothesis' caches that hold nothing of the user's and are keyed by what they hold (the Unicode version, the
+codec), so any run may reuse another's: without it each process spends ~1.5 s finding which characters UTF-8
+encodes. (Its ``constants`` cache is not shared: it holds the literals of the user's own source files.)"""
+
+
+def shared_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/modmsg/hypothesis-<version>`` (``~/.cache`` by default): a Hypothesis upgrade starts afresh."""
+    import hypothesis
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modmsg" / f"hypothesis-{hypothesis.__version__}"
+
+
+def _copy_new(source: Path, destination: Path) -> None:
+    """Copy the files under ``source`` that ``destination`` lacks, each written under a temporary name and renamed,
+    so a concurrent run never reads half a file. Best effort: a cache that cannot be read or written is no cache."""
+    with suppress(OSError):
+        for path in source.rglob("*"):
+            target = destination / path.relative_to(source)
+            if not path.is_file() or path.name.startswith(".tmp") or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
 
 
 def _remove_orphaned_hypothesis_homes() -> None:
@@ -43,6 +70,11 @@ def private_hypothesis_home(config: pytest.Config) -> None:
 
     _remove_orphaned_hypothesis_homes()
     home = tempfile.mkdtemp(prefix=f"{HYPOTHESIS_HOME_PREFIX}{os.getpid()}-")
+    shared = shared_cache_dir()
+    for name in SHARED_CACHES:
+        _copy_new(shared / name, Path(home) / name)
     set_hypothesis_home_dir(home)
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     config.add_cleanup(lambda: set_hypothesis_home_dir(None))
+    for name in SHARED_CACHES:  # cleanups run last-in first-out: these before the home is removed
+        config.add_cleanup(lambda name=name: _copy_new(Path(home) / name, shared / name))
