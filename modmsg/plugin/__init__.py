@@ -31,6 +31,7 @@ from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings
 from modmsg.evidence import Recorder
 from modmsg.plugin import upstream
+from modmsg.plugin.ahead import Ahead, message_fixture, plan, thread_fixture
 from modmsg.plugin.collector import Collector
 from modmsg.plugin.console import quiet_console
 from modmsg.plugin.home import private_hypothesis_home
@@ -249,16 +250,26 @@ def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator
             modmsg_state.leftovers += factory.cleanup()
 
 
-@pytest.fixture
-def thread(threads: ThreadFactory) -> dict[str, Any]:
-    """A fresh thread of this run."""
-    return threads.create()
+@pytest.fixture(scope="session")
+def modmsg_ahead(
+    threads: ThreadFactory, transport: Transport, modmsg_state: RunState, request: pytest.FixtureRequest
+) -> Iterator[Ahead]:
+    """The selected tests' fresh threads and messages, made ahead (:mod:`.ahead`); stopped before the cleanup."""
+    config = request.config
+    workers = 0 if is_worker(config) else modmsg_state.settings.concurrency - 1
+    units = plan(request.session.items, lambda item: bool(req_ids(item))) if workers > 0 else ()
+    ahead = Ahead(threads=threads, transport=transport, units=units, workers=workers)
+    try:
+        yield ahead
+    finally:
+        ahead.close()
 
 
-@pytest.fixture
-def message(api: AssistantsApi, thread: dict[str, Any]) -> dict[str, Any]:
-    """A fresh user message in a fresh thread, as createMessage returned it."""
-    return api.create_message(thread["id"])
+thread = thread_fixture()
+"""A fresh thread of this run."""
+
+message = message_fixture("message")
+"""A fresh user message in a fresh thread, as createMessage returned it."""
 
 
 @pytest.fixture(autouse=True)
