@@ -174,6 +174,7 @@ def test_repeated_modify_is_idempotent(api, seeded):
 
 
 @pytest.mark.req("MM-META-16")
+@pytest.mark.modmsg_alone  # its writers' requests are its own evidence only on pytest's thread
 def test_concurrent_modifies_lose_no_update(api, seeded, profile):
     if profile.settings.metadata_mode != "merge":
         pytest.skip("concurrent distinct-key writes only add up under merge semantics")

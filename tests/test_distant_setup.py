@@ -17,7 +17,7 @@ from helpers import REPO, SuiteRun
 
 from modmsg.api import AssistantsApi
 from modmsg.ledger import Ledger, ledger_path
-from modmsg.plugin.ahead import RECIPE, THREAD, Ahead, MessageRecipe, Unit, ahead_for, plan
+from modmsg.plugin.ahead import RECIPE, THREAD, Ahead, MessageRecipe, Unit, ahead_for, plan, shared_names
 from modmsg.plugin.threads import ThreadFactory
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.variants import get_variant
@@ -112,10 +112,24 @@ def test_a_creation_the_target_fails_blocks_the_test_that_takes_it_as_on_demand(
 # ------------------------------------------------------------------------------------------------ unit level
 
 
-def _item(nodeid: str, fixtures: dict[str, Any]) -> Any:
-    defs = {name: [SimpleNamespace(func=func)] for name, func in fixtures.items()}
+def _def(func: Any, scope: str = "function", argnames: tuple[str, ...] = ()) -> Any:
+    return SimpleNamespace(func=func, scope=scope, argnames=argnames)
+
+
+def _item(nodeid: str, args: tuple[str, ...], defs: dict[str, Any], marks: tuple[str, ...] = (), **params: Any):
+    """A fake collected test: its arguments, the fixtures under them (by name), its marks and parameters."""
+
+    def closure(name: str) -> list[str]:
+        return [name, *(n for arg in getattr(defs.get(name), "argnames", ()) for n in closure(arg))]
+
+    names = list(dict.fromkeys(["_modmsg_evidence", *(n for arg in args for n in closure(arg))]))
     return SimpleNamespace(
-        nodeid=nodeid, fixturenames=list(fixtures), _fixtureinfo=SimpleNamespace(name2fixturedefs=defs)
+        nodeid=nodeid,
+        obj=lambda **kwargs: None,
+        fixturenames=names,
+        _fixtureinfo=SimpleNamespace(argnames=args, name2fixturedefs={n: [d] for n, d in defs.items()}),
+        callspec=SimpleNamespace(params=params),
+        get_closest_marker=lambda mark: mark if mark in marks else None,
     )
 
 
@@ -126,21 +140,37 @@ def _marked(attribute: str, value: Any) -> Any:
     return func
 
 
-def test_the_plan_has_one_unit_per_wanted_test_on_the_plugins_thread_with_its_message_fixtures_in_order():
-    ours, seeded, plain = _marked(THREAD, True), _marked(RECIPE, MessageRecipe(metadata=(("a", "b"),))), _marked("x", 1)
-    message = _marked(RECIPE, MessageRecipe())
+def test_the_plan_has_a_unit_per_test_on_the_plugins_thread_its_messages_in_setup_order_and_who_runs_ahead():
+    seeded_recipe = MessageRecipe(metadata=(("a", "b"),))
+    defs = {
+        "_modmsg_evidence": _def(None),
+        "thread": _def(_marked(THREAD, True), argnames=("modmsg_ahead",)),
+        "modmsg_ahead": _def(None, "session"),
+        "api": _def(None, "session"),
+        "message": _def(_marked(RECIPE, MessageRecipe()), argnames=("modmsg_ahead", "thread")),
+        "seeded": _def(_marked(RECIPE, seeded_recipe), argnames=("modmsg_ahead", "thread")),
+        "table": _def(None, "module"),
+        "modified": _def(None, argnames=("api", "message")),
+    }
+    conftest_thread = {**defs, "thread": _def(_marked("x", 1))}
     items = [
-        _item("a", {"thread": ours, "seeded": seeded, "api": plain}),
-        _item("b", {"api": plain}),  # no thread: nothing to make
-        _item("c", {"thread": _marked("x", 1), "message": message}),  # a conftest's own thread: made on demand
-        _item("d", {"thread": ours, "message": message, "seeded": seeded}),
-        _item("e", {"thread": ours}),
+        _item("a", ("api", "seeded"), defs),
+        _item("b", ("api",), defs),  # no thread: nothing to make
+        _item("c", ("message",), conftest_thread),  # a conftest's own thread: made on demand
+        _item("d", ("seeded", "api", "message", "key"), defs, key="k"),  # setup order: seeded first
+        _item("e", ("thread",), defs),  # not wanted
+        _item("f", ("message", "table"), defs),  # a module-scoped fixture: pytest's thread
+        _item("g", ("modified",), defs),  # a function-scoped fixture of its own: pytest's thread
+        _item("h", ("message",), defs, marks=("modmsg_alone",)),
+        _item("i", ("message",), defs, marks=("modmsg_last",)),
     ]
-    units = plan(items, lambda item: item.nodeid != "e")
-    assert units == (
-        Unit("a", (("seeded", MessageRecipe(metadata=(("a", "b"),))),)),
-        Unit("d", (("message", MessageRecipe()), ("seeded", MessageRecipe(metadata=(("a", "b"),))))),
-    )
+    units = {unit.nodeid: unit for unit in plan(items, lambda item: item.nodeid != "e")}
+    assert list(units) == ["a", "d", "f", "g", "h", "i"]
+    assert units["a"].messages == (("seeded", seeded_recipe),) and units["a"].args == ("api", "seeded")
+    assert units["d"].messages == (("seeded", seeded_recipe), ("message", MessageRecipe()))
+    assert units["d"].params == {"key": "k"} and units["d"].test is not None
+    assert all(units[n].test is None for n in "fghi") and units["g"].messages == (("message", MessageRecipe()),)
+    assert shared_names(tuple(units.values())) == {"api"}
     assert ahead_for(3) == 6
 
 
@@ -174,6 +204,38 @@ def test_made_ahead_objects_reach_their_own_test_with_their_creation_evidence_an
         assert 2 <= made <= 1 + ahead_for(3) + 1  # t0, the on-demand one, and at most the window ahead
         assert ahead.threads.cleanup() == ()
         assert server.thread_ids() == []
+
+
+def test_a_test_run_ahead_hands_out_its_outcome_after_its_fixtures_and_its_exchanges_in_the_order_made():
+    def modifies(api: AssistantsApi, message: dict[str, Any], key: str) -> None:
+        api.modify_message(message["thread_id"], message["id"], {"metadata": {key: "v"}})
+        if key == "skip":
+            pytest.skip("skipped ahead")
+        api.get_message(message["thread_id"], message["id"])
+        raise AssertionError(f"failed ahead after {key}")
+
+    args = ("api", "message", "key")
+    units = tuple(Unit(f"t{key}", (("message", MessageRecipe()),), modifies, args, {"key": key}) for key in "ab")
+    with start_server(KEY) as server:
+        ahead, transport = _ahead(
+            server, (*units, Unit("tskip", units[0].messages, modifies, args, {"key": "skip"})), 2
+        )
+        ahead.shared = {"api": AssistantsApi(transport)}
+        for key in ("b", "a", "skip"):  # whatever order pytest asks in, each test gets its own unit
+            with transport.recording() as recorder:
+                thread = ahead.thread(f"t{key}")
+                message = ahead.message(f"t{key}", "message", MessageRecipe(), thread)
+                ran = ahead.call(f"t{key}")
+                assert ran is not None and message["thread_id"] == thread["id"]
+                with pytest.raises(BaseException, match=f"ahead{'' if key == 'skip' else ' after ' + key}"):
+                    ran.hand_out(transport)
+            shown = [(e.method, e.url.split("/threads", 1)[-1].count("/")) for e in recorder.snapshot()]
+            modify, read = ("POST", 3), ("GET", 3)
+            assert shown == [("POST", 0), ("POST", 2), modify, *(() if key == "skip" else (read,))]
+            assert f'"{key}": "v"' in (recorder.snapshot()[2].request_body or "")
+        assert ahead.call("not planned") is None
+        ahead.close()
+        assert ahead.threads.cleanup() == () and server.thread_ids() == []
 
 
 def test_a_creation_failure_made_ahead_is_raised_with_its_evidence_by_the_fixture_that_takes_it():

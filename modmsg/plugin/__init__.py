@@ -31,7 +31,7 @@ from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings
 from modmsg.evidence import Recorder
 from modmsg.plugin import upstream
-from modmsg.plugin.ahead import Ahead, message_fixture, plan, thread_fixture
+from modmsg.plugin.ahead import ALONE, Ahead, message_fixture, plan, shared_names, thread_fixture
 from modmsg.plugin.collector import Collector
 from modmsg.plugin.console import quiet_console
 from modmsg.plugin.home import private_hypothesis_home
@@ -66,6 +66,7 @@ from modmsg.transport import Transport
 STATE = pytest.StashKey[RunState]()
 RECORDER = pytest.StashKey[Recorder]()
 PREPARED = pytest.StashKey[Prepared]()
+AHEAD = pytest.StashKey[Ahead]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,6 +106,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
+    config.addinivalue_line(
+        "markers", f"{ALONE}: never run ahead on a pool thread (the test starts threads of its own, or times itself)"
+    )
     config.addinivalue_line(
         "markers", "smoke: the high-yield selection for request-budgeted targets (-m smoke --max-examples 3)"
     )
@@ -254,14 +258,19 @@ def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator
 def modmsg_ahead(
     threads: ThreadFactory, transport: Transport, modmsg_state: RunState, request: pytest.FixtureRequest
 ) -> Iterator[Ahead]:
-    """The selected tests' fresh threads and messages, made ahead (:mod:`.ahead`); stopped before the cleanup."""
+    """The selected tests' fresh threads and messages, and the tests that can, run ahead (:mod:`.ahead`);
+    stopped before the cleanup."""
     config = request.config
     workers = 0 if is_worker(config) else modmsg_state.settings.concurrency - 1
     units = plan(request.session.items, lambda item: bool(req_ids(item))) if workers > 0 else ()
-    ahead = Ahead(threads=threads, transport=transport, units=units, workers=workers)
+    shared = {name: request.getfixturevalue(name) for name in sorted(shared_names(units))}
+    ahead = config.stash[AHEAD] = Ahead(
+        threads=threads, transport=transport, units=units, workers=workers, shared=shared
+    )
     try:
         yield ahead
     finally:
+        del config.stash[AHEAD]
         ahead.close()
 
 
@@ -284,6 +293,18 @@ def _modmsg_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     # The test's report (and its evidence sample) is made by now: let the exchanges go instead of keeping every
     # test's last 256 reachable from its item until the session ends.
     del request.node.stash[RECORDER]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A test that ran ahead (:mod:`.ahead`) is not called again: its exchanges join its evidence, and what it
+    raised is raised here."""
+    ahead = pyfuncitem.config.stash.get(AHEAD, None)
+    ran = ahead.call(pyfuncitem.nodeid) if ahead is not None else None
+    if ran is None:
+        return None
+    ran.hand_out(ahead.transport)
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ reports
