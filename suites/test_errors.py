@@ -66,11 +66,9 @@ def test_deleted_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-05")
-def test_message_of_deleted_thread_returns_404(api, threads):
-    thread = threads.create()
-    message = api.create_message(thread["id"])
-    api.delete_thread(thread["id"])
-    response = api.modify_message(thread["id"], message["id"], {"metadata": {"a": "b"}})
+def test_message_of_deleted_thread_returns_404(api, message):
+    api.delete_thread(message["thread_id"])
+    response = api.modify_message(message["thread_id"], message["id"], {"metadata": {"a": "b"}})
     rejected(
         response,
         req="MM-ERR-05",
