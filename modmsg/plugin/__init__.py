@@ -11,7 +11,8 @@ Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while the ru
 The jobs: :mod:`.prepare` (settings and the files they name, checked before pytest starts), :mod:`.state` (the
 session's state), :mod:`.interrupts` (signals), :mod:`.home` (a private Hypothesis home), :mod:`.selection`
 (which tests a run judges), :mod:`.console` (the console's shape), :mod:`.threads` (the run's threads),
-:mod:`.outcomes` (a test's outcome and record) and :mod:`.collector` (rollup, reports, terminal summary).
+:mod:`.ahead` (fresh objects, and the tests that can, run ahead on a pool), :mod:`.outcomes` (a test's outcome and
+record) and :mod:`.collector` (rollup, reports, terminal summary).
 pytest finds hooks and fixtures only in this module (and in the registered :class:`~.collector.Collector`).
 """
 
@@ -301,7 +302,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     raised is raised here."""
     ahead = pyfuncitem.config.stash.get(AHEAD, None)
     ran = ahead.call(pyfuncitem.nodeid) if ahead is not None else None
-    if ran is None:
+    if ahead is None or ran is None:
         return None
     ran.hand_out(ahead.transport)
     return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -119,7 +120,7 @@ def _setup_order(item: pytest.Item) -> Iterator[str]:
         yield from visit(name)
 
 
-def runs_ahead(item: pytest.Item, unit: Unit) -> bool:
+def runs_ahead(item: Any, unit: Unit) -> bool:
     """A test runs ahead when nothing of it needs pytest's thread: it is a plain function, not marked
     ``modmsg_alone``, ``modmsg_last``, skip or xfail; each argument is its unit's, a parameter or a session-scoped
     fixture (one value for the whole run), and so is each fixture under it but the evidence's."""
@@ -138,8 +139,9 @@ def runs_ahead(item: pytest.Item, unit: Unit) -> bool:
     )
 
 
-def plan(items: Sequence[pytest.Item], wanted: Callable[[pytest.Item], bool]) -> tuple[Unit, ...]:
-    """One unit per wanted item that uses the plugin's ``thread`` fixture, in the items' order."""
+def plan(items: Sequence[Any], wanted: Callable[[Any], bool]) -> tuple[Unit, ...]:
+    """One unit per wanted item (a collected :class:`pytest.Function`) that uses the plugin's ``thread`` fixture,
+    in the items' order."""
     units = []
     for item in items:
         uses_thread = "thread" in getattr(item, "fixturenames", ()) and hasattr(_func(item, "thread"), THREAD)
@@ -237,7 +239,7 @@ class Ahead:
         for name, recipe in unit.messages:
             if _failed(values):
                 return made
-            made[name] = _attempt(self.transport, lambda r=recipe: r.create(self.threads.api, values["thread"]["id"]))
+            made[name] = _attempt(self.transport, partial(recipe.create, self.threads.api, values["thread"]["id"]))
             values[name] = made[name].value
         if unit.test is not None and not _failed(values):
             given = {**self.shared, **unit.params, **values}
