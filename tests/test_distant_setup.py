@@ -199,9 +199,14 @@ def test_made_ahead_objects_reach_their_own_test_with_their_creation_evidence_an
         with transport.recording() as recorder:
             on_demand = ahead.thread("not planned")  # made now, on this thread, recorded as it is made
         assert [e.method for e in recorder.snapshot()] == ["POST"] and on_demand["id"] in server.thread_ids()
-        ahead.close()
-        made = len(ahead.threads.created)
-        assert 2 <= made <= 1 + ahead_for(3) + 1  # t0, the on-demand one, and at most the window ahead
+        with transport.recording() as recorder:
+            released = ahead.release(thread)  # its test is over: deleted by the pool, in no test's evidence
+            assert released is not None and released.result() is True
+            ahead.close()
+        assert recorder.snapshot() == () and thread["id"] not in server.thread_ids()
+        made = ahead.threads.created
+        assert thread["id"] not in made and on_demand["id"] in made
+        assert 1 <= len(made) <= 1 + ahead_for(3)  # the on-demand one, and at most the window ahead
         assert ahead.threads.cleanup() == ()
         assert server.thread_ids() == []
 

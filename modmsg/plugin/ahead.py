@@ -206,6 +206,18 @@ class Ahead:
         """The test's run ahead (its outcome and exchanges), or None when it runs now, on pytest's thread."""
         return self._made.pop(nodeid, {}).get(CALL)
 
+    def release(self, thread: Mapping[str, Any]) -> Future[bool] | None:
+        """The test that took ``thread`` is over: the pool deletes it soon (its exchanges in no test's evidence),
+        rather than the cleanup at the end of the run, which deletes it when this did not happen (no pool, a
+        deletion cancelled by :meth:`close`, or failed)."""
+        if self._pool is None or not isinstance(thread.get("id"), str):
+            return None
+        return self._pool.submit(self._release, thread["id"])
+
+    def _release(self, thread_id: str) -> bool:
+        with self.transport.capturing():
+            return self.threads.release(thread_id)
+
     def close(self) -> None:
         """Stop: queued units are dropped, the ones under way end (their threads are in the factory's list, so the
         run's cleanup deletes them)."""
@@ -271,11 +283,13 @@ def _attempt(transport: Transport, step: Callable[[], Any], *, every: bool = Fal
 def thread_fixture() -> Any:
     """The ``thread`` fixture: a fresh thread of this run, its unit's when the test has one."""
 
-    def thread(modmsg_ahead: Ahead, request: pytest.FixtureRequest) -> dict[str, Any]:
-        return modmsg_ahead.thread(request.node.nodeid)
+    def thread(modmsg_ahead: Ahead, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+        made = modmsg_ahead.thread(request.node.nodeid)
+        yield made
+        modmsg_ahead.release(made)
 
     setattr(thread, THREAD, True)
-    thread.__doc__ = "A fresh thread of this run."
+    thread.__doc__ = "A fresh thread of this run (deleted once the test is over, or at the end of the run)."
     return pytest.fixture(name="thread")(thread)
 
 
