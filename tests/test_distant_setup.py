@@ -93,6 +93,17 @@ def test_made_ahead_a_variant_fails_the_same_tests_and_what_an_early_stop_left_u
     assert [outcome for outcome, _, _ in one.values()] == ["FAIL"]  # -x: the tests after it never ran
 
 
+def test_run_ahead_a_variant_caught_through_seeded_messages_and_a_second_thread_fails_the_same_way(tmp_path: Path):
+    with get_variant("answers_400_for_unknown_ids").start(KEY) as server:
+        one, four = _both(tmp_path, server, *SELECTION)
+    assert one == four
+    failed = {
+        nodeid.rsplit("::", 1)[-1]: evidence for nodeid, (outcome, _, evidence) in one.items() if outcome == "FAIL"
+    }
+    assert list(failed) == ["test_message_of_another_thread_returns_404_and_changes_nothing"]
+    assert [method for method, *_ in failed.popitem()[1]] == ["POST", "POST", "POST", "GET", "POST"]  # in order
+
+
 def test_a_creation_the_target_fails_blocks_the_test_that_takes_it_as_on_demand(tmp_path: Path):
     refuse = Fault.respond(500, (("Content-Type", "application/json"),), '{"error": {"message": "no store"}}')
     with (
