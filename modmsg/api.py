@@ -10,6 +10,9 @@ import requests
 from modmsg.ids import checked_id, path
 from modmsg.transport import UNSET, Transport
 
+PROBE_CONTENT = "modmsg conformance probe"
+"""The content of the user messages the suite creates to modify."""
+
 
 class SetupError(Exception):
     """A call the suite needs in order to judge anything did not work: the test reports ERROR, not FAIL."""
@@ -51,7 +54,7 @@ class AssistantsApi:
     def create_message(
         self,
         thread_id: str,
-        content: str = "modmsg conformance probe",
+        content: str = PROBE_CONTENT,
         metadata: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"role": "user", "content": content}

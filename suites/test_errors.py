@@ -10,6 +10,7 @@ from modmsg.checks.errors import error_envelope_is_valid, error_matches, no_secr
 from modmsg.checks.headers import content_type_is_json, has_request_id
 from modmsg.checks.metadata import rejected, state_unchanged
 from modmsg.failures import CrossThreadAccess, MissingResourceAccepted
+from modmsg.plugin.ahead import message_fixture
 from modmsg.scenarios import OPENAI_ONLY, SCENARIOS, Context, Scenario, unknown_id
 from modmsg.strategies import TRICKY_PAIRS
 
@@ -17,9 +18,8 @@ SEED = {"before": "seeded"}
 WRONG_KEY = "sk-modmsg-wrong-" + "x" * 32
 
 
-@pytest.fixture
-def seeded(api, thread):
-    return api.create_message(thread["id"], metadata=SEED)
+seeded = message_fixture("seeded", metadata=SEED)
+"""A fresh message that already carries SEED metadata, so 'unchanged' is observable."""
 
 
 def fetch(api, message):
@@ -66,11 +66,9 @@ def test_deleted_message_returns_404(api, seeded):
 
 
 @pytest.mark.req("MM-ERR-05")
-def test_message_of_deleted_thread_returns_404(api, threads):
-    thread = threads.create()
-    message = api.create_message(thread["id"])
-    api.delete_thread(thread["id"])
-    response = api.modify_message(thread["id"], message["id"], {"metadata": {"a": "b"}})
+def test_message_of_deleted_thread_returns_404(api, message):
+    api.delete_thread(message["thread_id"])
+    response = api.modify_message(message["thread_id"], message["id"], {"metadata": {"a": "b"}})
     rejected(
         response,
         req="MM-ERR-05",

@@ -20,6 +20,7 @@ from modmsg.checks.metadata import (
 )
 from modmsg.checks.response import ok_json
 from modmsg.failures import LimitNotEnforced, MetadataNotPersisted, WrongMetadataSemantics, WrongTypeAccepted
+from modmsg.plugin.ahead import message_fixture
 from modmsg.strategies import (
     MAX_KEY_LENGTH,
     MAX_KEYS,
@@ -37,10 +38,8 @@ SEED = {"before": "seeded by createMessage"}
 ROUND_TRIP_EXAMPLES = 25
 
 
-@pytest.fixture
-def seeded(api, thread):
-    """A fresh message that already carries SEED metadata, so 'unchanged' is observable."""
-    return api.create_message(thread["id"], metadata=SEED)
+seeded = message_fixture("seeded", metadata=SEED)
+"""A fresh message that already carries SEED metadata, so 'unchanged' is observable."""
 
 
 def modify(api, message, body):
@@ -175,6 +174,7 @@ def test_repeated_modify_is_idempotent(api, seeded):
 
 
 @pytest.mark.req("MM-META-16")
+@pytest.mark.modmsg_alone  # its writers' requests are its own evidence only on pytest's thread
 def test_concurrent_modifies_lose_no_update(api, seeded, profile):
     if profile.settings.metadata_mode != "merge":
         pytest.skip("concurrent distinct-key writes only add up under merge semantics")

@@ -71,9 +71,7 @@ def test_empty_list_has_null_or_string_cursors(api, thread):
 
 
 @pytest.mark.req("MM-RESP-09")
-def test_delete_message_and_thread_return_deletion_objects(api, threads):
-    thread = threads.create()
-    message = api.create_message(thread["id"])
+def test_delete_message_and_thread_return_deletion_objects(api, thread, message):
     deleted = ok_json(api.delete_message(thread["id"], message["id"]), req="MM-RESP-09")
     matches_schema(deleted, "DeleteMessageResponse", req="MM-RESP-09")
     field_equals(deleted, "id", message["id"], req="MM-RESP-09")

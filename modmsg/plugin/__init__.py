@@ -11,7 +11,8 @@ Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while the ru
 The jobs: :mod:`.prepare` (settings and the files they name, checked before pytest starts), :mod:`.state` (the
 session's state), :mod:`.interrupts` (signals), :mod:`.home` (a private Hypothesis home), :mod:`.selection`
 (which tests a run judges), :mod:`.console` (the console's shape), :mod:`.threads` (the run's threads),
-:mod:`.outcomes` (a test's outcome and record) and :mod:`.collector` (rollup, reports, terminal summary).
+:mod:`.ahead` (fresh objects, and the tests that can, run ahead on a pool), :mod:`.outcomes` (a test's outcome and
+record) and :mod:`.collector` (rollup, reports, terminal summary).
 pytest finds hooks and fixtures only in this module (and in the registered :class:`~.collector.Collector`).
 """
 
@@ -31,6 +32,7 @@ from modmsg.api import AssistantsApi
 from modmsg.config import OPTIONS, ConfigError, Settings
 from modmsg.evidence import Recorder
 from modmsg.plugin import upstream
+from modmsg.plugin.ahead import ALONE, Ahead, message_fixture, plan, shared_names, thread_fixture
 from modmsg.plugin.collector import Collector
 from modmsg.plugin.console import quiet_console
 from modmsg.plugin.home import private_hypothesis_home
@@ -65,6 +67,7 @@ from modmsg.transport import Transport
 STATE = pytest.StashKey[RunState]()
 RECORDER = pytest.StashKey[Recorder]()
 PREPARED = pytest.StashKey[Prepared]()
+AHEAD = pytest.StashKey[Ahead]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,6 +107,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "req(*ids): the requirement ids (MM-AREA-NN) this test checks")
     config.addinivalue_line("markers", "modmsg_last: run after every other test (judges the whole run)")
+    config.addinivalue_line(
+        "markers", f"{ALONE}: never run ahead on a pool thread (the test starts threads of its own, or times itself)"
+    )
     config.addinivalue_line(
         "markers", "smoke: the high-yield selection for request-budgeted targets (-m smoke --max-examples 3)"
     )
@@ -249,16 +255,31 @@ def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator
             modmsg_state.leftovers += factory.cleanup()
 
 
-@pytest.fixture
-def thread(threads: ThreadFactory) -> dict[str, Any]:
-    """A fresh thread of this run."""
-    return threads.create()
+@pytest.fixture(scope="session")
+def modmsg_ahead(
+    threads: ThreadFactory, transport: Transport, modmsg_state: RunState, request: pytest.FixtureRequest
+) -> Iterator[Ahead]:
+    """The selected tests' fresh threads and messages, and the tests that can, run ahead (:mod:`.ahead`);
+    stopped before the cleanup."""
+    config = request.config
+    workers = 0 if is_worker(config) else modmsg_state.settings.concurrency - 1
+    units = plan(request.session.items, lambda item: bool(req_ids(item))) if workers > 0 else ()
+    shared = {name: request.getfixturevalue(name) for name in sorted(shared_names(units))}
+    ahead = config.stash[AHEAD] = Ahead(
+        threads=threads, transport=transport, units=units, workers=workers, shared=shared
+    )
+    try:
+        yield ahead
+    finally:
+        del config.stash[AHEAD]
+        ahead.close()
 
 
-@pytest.fixture
-def message(api: AssistantsApi, thread: dict[str, Any]) -> dict[str, Any]:
-    """A fresh user message in a fresh thread, as createMessage returned it."""
-    return api.create_message(thread["id"])
+thread = thread_fixture()
+"""A fresh thread of this run."""
+
+message = message_fixture("message")
+"""A fresh user message in a fresh thread, as createMessage returned it."""
 
 
 @pytest.fixture(autouse=True)
@@ -273,6 +294,18 @@ def _modmsg_evidence(request: pytest.FixtureRequest) -> Iterator[None]:
     # The test's report (and its evidence sample) is made by now: let the exchanges go instead of keeping every
     # test's last 256 reachable from its item until the session ends.
     del request.node.stash[RECORDER]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A test that ran ahead (:mod:`.ahead`) is not called again: its exchanges join its evidence, and what it
+    raised is raised here."""
+    ahead = pyfuncitem.config.stash.get(AHEAD, None)
+    ran = ahead.call(pyfuncitem.nodeid) if ahead is not None else None
+    if ahead is None or ran is None:
+        return None
+    ran.hand_out(ahead.transport)
+    return True
 
 
 # ------------------------------------------------------------------------------------------------ reports

@@ -34,6 +34,7 @@ class ThreadFactory:
     interrupts: Interrupts = field(default_factory=Interrupts)
     concurrency: int = 1
     """``--concurrency``: deletions in flight at once at the end of the run."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
         return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
@@ -51,10 +52,21 @@ class ThreadFactory:
                     received=f"{RUN_TAG}: {tag!r}"[:300],
                     detail="The suite neither uses nor deletes a thread it cannot show to be its own.",
                 )
-            self.created.append(thread["id"])
+            with self._lock:
+                self.created.append(thread["id"])
             if self.ledger is not None and isinstance(thread.get("id"), str):
                 self.ledger.created(self.run_id, thread["id"], self.target)
         return thread
+
+    def release(self, thread_id: str) -> bool:
+        """Delete one thread of the run now (its test is over) and drop it from the end-of-run cleanup; False when
+        it could not be deleted (it stays for the cleanup)."""
+        if not self._delete(self.api, thread_id, _Failures()):
+            return False
+        with self._lock:
+            if thread_id in self.created:
+                self.created.remove(thread_id)
+        return True
 
     def cleanup(self) -> tuple[str, ...]:
         """Delete every thread of the run, newest first, ``concurrency`` at once; return the ids that could not be
