@@ -60,6 +60,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _keep_shared(home: Path, shared: Path) -> None:
+    for name in SHARED_CACHES:
+        _copy_new(home / name, shared / name)
+
+
 def private_hypothesis_home(config: pytest.Config) -> None:
     """Hypothesis writes caches under ``./.hypothesis`` even without an example database (constants, charmap):
     give this process a private directory, removed at the end, so a run leaves nothing in the user's working
@@ -76,5 +81,5 @@ def private_hypothesis_home(config: pytest.Config) -> None:
     set_hypothesis_home_dir(home)
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     config.add_cleanup(lambda: set_hypothesis_home_dir(None))
-    for name in SHARED_CACHES:  # cleanups run last-in first-out: these before the home is removed
-        config.add_cleanup(lambda name=name: _copy_new(Path(home) / name, shared / name))
+    # Cleanups run last-in first-out: the caches are kept before the home is removed.
+    config.add_cleanup(lambda: _keep_shared(Path(home), shared))
