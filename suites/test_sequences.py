@@ -72,7 +72,8 @@ def verdict(request: pytest.FixtureRequest, settings: Settings, sequences: Seque
     if settings.max_sequences == 0:
         pytest.skip("--max-sequences 0: no sequences drawn")
     run = sequences.drawn()
-    request.node.user_properties.append(("sequences", f"lanes={run.lanes} rounds={run.rounds} sent={run.sent} seed={run.seed}"))
+    stats = f"lanes={run.lanes} rounds={run.rounds} sent={run.sent} seed={run.seed}"
+    request.node.user_properties.append(("sequences", stats))
     run.verdict(req, run.transport.recorder.add)  # the test's recorder while it runs: its evidence
 
 

@@ -82,6 +82,8 @@ class Lanes:
         self._lock = threading.Lock()
         self._cut_from = count
         """Lanes from this index on are cut."""
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
         self._python = threading.Lock()
         """Held by the lane that runs Python (draws, judges); let go while a lane's request is on the wire."""
 
@@ -121,17 +123,27 @@ class Lanes:
         executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="modmsg-lane")
         try:
             futures: list[Future[Ran[Result]]] = [executor.submit(self._one, work, lane) for lane in range(self.count)]
-            return [future.result() for future in futures]
+            return [_waited(future) for future in futures]
         except BaseException:
-            self.stop()
+            self._settle()
             raise
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=False, cancel_futures=True)  # every lane has ended, or ends when it starts
+
+    def _settle(self) -> None:
+        """Cut every lane and wait until none runs (a lane that starts later sees it is cut and does nothing);
+        also when the interrupt came while a lane's thread was being started."""
+        self.stop()
+        with self._idle:
+            while self._running:
+                self._idle.wait(WAKE)
 
     def _one(self, work: Callable[[int], Result], lane: int) -> Ran[Result]:
         with self._python:
-            if self.is_cut(lane):
-                return Ran(cut=True)
+            with self._lock:
+                if lane >= self._cut_from:
+                    return Ran(cut=True)
+                self._running += 1
             try:
                 return Ran(value=work(lane))
             except LaneCut:
@@ -139,6 +151,23 @@ class Lanes:
             except Exception as exc:
                 self.cut_after(lane)
                 return Ran(error=exc)
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+
+WAKE = 0.2
+"""Seconds between two looks at the signals while the calling thread waits for the lanes: a signal deferred on a
+lane's thread reaches the calling thread as a simulated one (``_thread.interrupt_main``), which wakes no wait."""
+
+
+def _waited(future: Future[Result]) -> Result:
+    while True:
+        try:
+            return future.result(timeout=WAKE)
+        except TimeoutError:
+            continue
 
 
 @dataclass(frozen=True)
