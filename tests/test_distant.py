@@ -6,7 +6,11 @@ import _thread
 import asyncio
 import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -85,6 +89,7 @@ def test_serve_refuses_a_bad_latency_in_one_sentence() -> None:
 # ------------------------------------------------------------------------------ concurrency with identical verdicts
 
 KEY = "sk-distant"
+REPO = Path(__file__).resolve().parents[1]
 STREAM_REQS = frozenset({"MM-GEN-01", "MM-GEN-02", "MM-GEN-03", "MM-ERR-08"})
 _VOLATILE = re.compile(r"\b(?:thread|msg|req)_[A-Za-z0-9]+|\b\d{10,}\b|127\.0\.0\.1:\d+|TestCaseId: \w+")
 
@@ -440,3 +445,29 @@ def test_an_interrupt_during_lanes_cuts_every_lane_and_waits_for_them() -> None:
         lanes.run(work)
     assert started and sorted(lane for lane, _ in ended) == sorted(started)
     assert {how for _, how in ended} == {"cut"}
+
+
+def test_a_sigterm_while_sequence_lanes_run_stops_the_run_and_deletes_every_thread(tmp_path: Path) -> None:
+    """SIGTERM once the sequences' lanes (four, at --concurrency 4, against a distant target) have made threads:
+    the lanes are cut and waited for, then the run's cleanup deletes every thread, the ledger included."""
+    report_dir = tmp_path / "sigterm"
+    with start_server(KEY, latency_ms=10) as server:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+        command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--req", "MM-SEQ"]
+        command += ["--base-url", server.base_url, "--report-dir", str(report_dir), "--seed", "5"]
+        command += ["--max-sequences", "20", "--concurrency", "4"]
+        with (tmp_path / "output.txt").open("wb") as output:
+            environment = {**clean, "MODMSG_API_KEY": KEY}
+            process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=output, stderr=output)
+            ledger = Ledger(report_dir / LEDGER_NAME)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None and len(ledger.pending()) < 6:
+                time.sleep(0.02)
+            running = process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=120)
+        text = (tmp_path / "output.txt").read_text(encoding="utf-8", errors="replace")
+        assert running, text[-2000:]
+        assert code == 2 and "stopped by SIGTERM" in text, text[-2000:]
+        assert not [thread for thread in server.thread_ids() if thread], "threads left on the server"
+    assert not ledger.path.exists()
