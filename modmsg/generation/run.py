@@ -286,8 +286,9 @@ class GeneratedRun:
             def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
                 lane.check()
                 what, values = described
+                metadata: dict[str, Any] = dict(values)
                 case = run.operation.Case(
-                    body={"metadata": dict(values)},
+                    body={"metadata": metadata},
                     media_type="application/json",
                     path_parameters=run.ids,
                     headers=dict(run.headers),

@@ -1,13 +1,16 @@
 """The sequences of one run: drawn once, judged for every MM-SEQ requirement, each failure shrunk and kept.
 
-``SequenceRun.run`` draws ``--max-sequences`` sequences of at most ``--max-steps`` steps (one Hypothesis run,
-seeded from ``--seed``, no example database). The first failing sequence is shrunk by Hypothesis to a minimal
-list of steps, and kept as its requirement's ``Finding``. If that requirement is one of MM-SEQ, another round is
-drawn without judging it (and without drawing its kind of step), so one defect fails the requirements that see it
-and every other one is still judged; a failure of another requirement (a precondition: a sibling call, a modify
-that is not 200, an invalid body accepted ...) is every MM-SEQ requirement's finding, which BLOCKS them. Shrinking
-spends at most ``SHRINK_BUDGET`` requests and seconds per round; then the smallest failing sequence so far is
-reported.
+``SequenceRun.run`` draws ``--max-sequences`` sequences of at most ``--max-steps`` steps in lanes
+(``modmsg.generation.lanes``, ``SEQUENCES_PER_LANE`` sequences each, ``--concurrency`` lanes at once): each lane is
+one Hypothesis run per round, seeded from ``--seed``, the lane and the round, no example database, on threads of
+its own. A lane's first failing sequence is shrunk by Hypothesis to a minimal list of steps, and kept as its
+requirement's ``Finding``. If that requirement is one of MM-SEQ, the lane draws another round without judging it
+(and without drawing its kind of step), so one defect fails the requirements that see it and every other one is
+still judged; a failure of another requirement (a precondition: a sibling call, a modify that is not 200, an
+invalid body accepted ...) is every MM-SEQ requirement's finding, which BLOCKS them. Shrinking spends at most
+``SHRINK_BUDGET`` requests and seconds per round; then the smallest failing sequence so far is reported. Each
+requirement's finding is the first lane's, in lane order, that has one: the outcome of the lanes one after the
+other, whatever ``--concurrency`` is.
 """
 
 from __future__ import annotations
