@@ -36,17 +36,14 @@ import requests
 
 from modmsg.evidence import Recorder
 from modmsg.generation.cases import derive_seed
-from modmsg.generation.pool import CASES_PER_LANE, STREAM_LANES, lanes_for
+from modmsg.generation.pool import CASES_PER_LANE, lanes_for
 from modmsg.transport import Transport
-
-MAX_LANES = STREAM_LANES
-"""The most lanes of one test: also the most of its examples in flight at once."""
 
 Result = TypeVar("Result")
 
 
 def lane_sizes(examples: int, per_lane: int = CASES_PER_LANE) -> list[int]:
-    """The examples each lane draws: ``examples`` in ``examples // per_lane`` lanes (1 to ``MAX_LANES``), the
+    """The examples each lane draws: ``examples`` in ``examples // per_lane`` lanes (1 to ``pool.STREAM_LANES``, 8), the
     first lanes one more when it does not divide. Set by the test's size alone, never by ``--concurrency``."""
     lanes = lanes_for(examples, per_lane)
     share, extra = divmod(examples, lanes)

@@ -108,12 +108,6 @@ class GeneratedRun:
         """Cases whose path and headers are fixed, so every defect of a negative case is in the body."""
         return self.operation.as_strategy(generation_mode=mode, headers=dict(self.headers), path_parameters=self.ids)
 
-    def draw(self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, shrink: bool) -> None:
-        """``max_examples`` values of ``strategy`` through ``body``, in Hypothesis runs of at most
-        ``HYPOTHESIS_BATCH``; reproducible from the run's seed."""
-        for batch_label, size in batches(self.max_examples, label):
-            self.run_batch(strategy, body, label=batch_label, size=size, shrink=shrink)
-
     def run_batch(
         self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, size: int, shrink: bool
     ) -> None:
