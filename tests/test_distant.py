@@ -359,7 +359,7 @@ def test_sequence_lanes_give_the_verdicts_sequence_and_evidence_of_one_lane_at_a
 
 def _limit_verdict(server: ReferenceServer, concurrency: int, test: str) -> tuple[str | None, list[Any], Counter[str]]:
     """A metadata-limit test of ``--max-examples 16`` (four lanes): its failure (shrunk by the failing lane's
-    Hypothesis run) and its evidence in order."""
+    Hypothesis run), its evidence in order, the cases sent per mode and the messages modified."""
     transport = Transport(base_url=server.base_url, api_key=KEY)
     run = generated_run(
         transport, seed=7, max_examples=16, shrink_budget=ShrinkBudget(requests=6, seconds=20), concurrency=concurrency
@@ -374,7 +374,8 @@ def _limit_verdict(server: ReferenceServer, concurrency: int, test: str) -> tupl
         except Failure as raised:
             failure = raised
     evidence = [(e.method, _plain(e.url), e.status, _plain(e.request_body)) for e in recorder.snapshot()]
-    return (failure and _plain(str(failure))), evidence, run.counts
+    messages = {e.url.rsplit("/", 1)[-1] for e in recorder.snapshot() if e.method == "POST" and "/messages/" in e.url}
+    return (failure and _plain(str(failure))), evidence, Counter({**run.counts, "messages": len(messages)})
 
 
 @pytest.mark.parametrize(
@@ -395,8 +396,8 @@ def test_metadata_limit_lanes_report_the_first_failing_lanes_case_as_one_lane_at
     assert (failure is not None) == (variant is not None)
     if failure is not None:
         assert any(method == "POST" for method, *_ in evidence[-3:])  # the failing case, replayed last
-    else:
-        assert sum(counts.values()) == sum(four[2].values()) == 16
+    else:  # 16 cases, each of the four lanes on a message of its own
+        assert counts == four[2] == Counter({"negative": 16, "messages": 4})
 
 
 def test_lanes_run_in_lane_order_and_a_failing_lane_cuts_only_the_lanes_after_it() -> None:
