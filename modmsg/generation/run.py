@@ -302,10 +302,8 @@ class GeneratedRun:
                 transport=self.transport,
             )
         finally:
-            for index in sorted(runs):
-                self.counts.update(runs[index].counts)
-            if 0 in runs:
-                self.message, self.stored_keys = runs[0].message, runs[0].stored_keys
+            for run in runs.values():
+                self.counts.update(run.counts)
 
     # -- one case --------------------------------------------------------------------------------------
 
