@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 
+from modmsg.api import AssistantsApi
 from modmsg.checks.metadata import (
     accepted,
     metadata_contains,
@@ -20,6 +21,7 @@ from modmsg.checks.metadata import (
 )
 from modmsg.checks.response import ok_json
 from modmsg.failures import LimitNotEnforced, MetadataNotPersisted, WrongMetadataSemantics, WrongTypeAccepted
+from modmsg.generation.lanes import Lane, run_hypothesis_lanes
 from modmsg.plugin.ahead import message_fixture
 from modmsg.strategies import (
     MAX_KEY_LENGTH,
@@ -110,25 +112,40 @@ def test_sent_pairs_persist_in_list(api, message):
 
 
 @pytest.mark.req("MM-META-01", "MM-META-02")
-def test_generated_metadata_round_trips(api, threads, settings):
+def test_generated_metadata_round_trips(api, threads, settings, transport):
+    """Drawn in lanes (``modmsg.generation.lanes``), --concurrency at once: the first failing lane's example is
+    reported, as one lane after the other would."""
     thread = threads.create()
 
-    @hypothesis_seed(settings.seed)
-    @settings_for_round_trip
-    @given(metadata=valid_metadata())
-    def round_trip(metadata):
-        message = api.create_message(thread["id"])
-        body = ok_json(modify(api, message, {"metadata": metadata}), req="MM-RESP-01")
-        metadata_contains(body, metadata, req="MM-META-01")
-        metadata_contains(
-            fetch(api, message),
-            metadata,
-            req="MM-META-02",
-            where="a later getMessage",
-            failure=MetadataNotPersisted,
-        )
+    def round_trips(lane: Lane) -> None:
+        lane_api = AssistantsApi(lane.transport)
 
-    round_trip()
+        @hypothesis_seed(lane.seed)
+        @hypothesis_settings(settings_for_round_trip, max_examples=lane.size)
+        @given(metadata=valid_metadata())
+        def round_trip(metadata):
+            lane.check()
+            message = lane_api.create_message(thread["id"])
+            body = ok_json(modify(lane_api, message, {"metadata": metadata}), req="MM-RESP-01")
+            metadata_contains(body, metadata, req="MM-META-01")
+            metadata_contains(
+                fetch(lane_api, message),
+                metadata,
+                req="MM-META-02",
+                where="a later getMessage",
+                failure=MetadataNotPersisted,
+            )
+
+        round_trip()
+
+    run_hypothesis_lanes(
+        round_trips,
+        examples=ROUND_TRIP_EXAMPLES,
+        seed=settings.seed,
+        label="round-trips",
+        concurrency=settings.concurrency,
+        transport=transport,
+    )
 
 
 settings_for_round_trip = hypothesis_settings(

@@ -5,8 +5,9 @@ modifyMessage with metadata from a small alphabet, invalid modifies, modifies of
 messages, getMessage, listMessages with every page, deleteMessage, deleteThread), replayable with ``--seed``;
 each step is addressed through the overlay's OpenAPI links and sent through the run's transport, and after it
 the answer and every read path it can affect are compared with the model (``modmsg.sequences``). The sequences
-are drawn once per run; each requirement's test reports the first sequence that failed it, shrunk by Hypothesis to
-a minimal list of steps, each with its exchange and a curl.
+are drawn once per run, in lanes of their own threads, ``--concurrency`` lanes at once; each requirement's test
+reports the first sequence that failed it (the first failing lane's, in lane order: as at ``--concurrency 1``),
+shrunk by Hypothesis to a minimal list of steps, each with its exchange and a curl.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def sequences(
             max_steps=settings.max_steps,
             replay=replay(settings),
             reqs=selected,
+            concurrency=settings.concurrency,
         )
     )
 
@@ -71,7 +73,8 @@ def verdict(request: pytest.FixtureRequest, settings: Settings, sequences: Seque
     if settings.max_sequences == 0:
         pytest.skip("--max-sequences 0: no sequences drawn")
     run = sequences.drawn()
-    request.node.user_properties.append(("sequences", f"rounds={run.rounds} sent={run.sent} seed={run.seed}"))
+    stats = f"lanes={run.lanes} rounds={run.rounds} sent={run.sent} seed={run.seed}"
+    request.node.user_properties.append(("sequences", stats))
     run.verdict(req, run.transport.recorder.add)  # the test's recorder while it runs: its evidence
 
 

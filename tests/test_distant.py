@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +23,21 @@ import requests
 from helpers import generated_run, run_cli, run_suite
 
 from bench import distant
+from modmsg import strategies
 from modmsg.api import AssistantsApi
 from modmsg.config import ConfigError, resolve
+from modmsg.failures import Failure
 from modmsg.generation.cases import NEGATIVE, POSITIVE
+from modmsg.generation.lanes import LaneCut, Lanes, lane_sizes
 from modmsg.generation.pool import LanePool, Outcome, Skipped, first_error, lanes_for
 from modmsg.generation.shrink import ShrinkBudget
 from modmsg.ledger import LEDGER_NAME, Ledger
 from modmsg.plugin.threads import CLEANUP_GIVE_UP, ThreadFactory
+from modmsg.profiles import load_profile
 from modmsg.reference import ReferenceServer, start_server
 from modmsg.reference.latency import Latency
 from modmsg.reference.variants import VARIANTS, Variant, get_variant
+from modmsg.sequences.run import SequenceRun
 from modmsg.transport import Exchange, RequestDropped, Transport
 
 
@@ -75,6 +89,7 @@ def test_serve_refuses_a_bad_latency_in_one_sentence() -> None:
 # ------------------------------------------------------------------------------ concurrency with identical verdicts
 
 KEY = "sk-distant"
+REPO = Path(__file__).resolve().parents[1]
 STREAM_REQS = frozenset({"MM-GEN-01", "MM-GEN-02", "MM-GEN-03", "MM-ERR-08"})
 _VOLATILE = re.compile(r"\b(?:thread|msg|req)_[A-Za-z0-9]+|\b\d{10,}\b|127\.0\.0\.1:\d+|TestCaseId: \w+")
 
@@ -284,3 +299,176 @@ def test_the_whole_suite_at_concurrency_4_gives_every_test_the_verdict_and_evide
         one, four = _suite(tmp_path, server, 1), _suite(tmp_path, server, 4)
     assert one == four
     assert any(outcome == "FAIL" for outcome, _, _ in one.values())
+
+
+# ------------------------------------------------------------------ Hypothesis tests drawn in lanes (sequences, limits)
+
+
+def _sequence_verdicts(server: ReferenceServer, concurrency: int, threads: set[str]) -> dict[str, Any]:
+    """The sequences of ``--max-sequences 10`` (two lanes): per requirement, the failure, its shrunk steps and their
+    evidence in order; the pass sample; which threads of this process created the target's threads."""
+    transport = Transport(base_url=server.base_url, api_key=KEY)
+    api = AssistantsApi(transport)
+
+    def create_thread() -> dict[str, Any]:
+        threads.add(threading.current_thread().name)
+        return api.create_thread({"modmsg_run": "modmsg-distant"})
+
+    run = SequenceRun(
+        transport=transport,
+        base_url=server.base_url,
+        create_thread=create_thread,
+        profile=load_profile("openai"),
+        seed=3,
+        max_sequences=10,
+        max_steps=6,
+        replay="pytest suites --req MM-SEQ --seed 3",
+        shrink_budget=(200, 30.0),  # the request cap, not the time cap, ends a shrink: the same at any concurrency
+        concurrency=concurrency,
+    )
+    run.run()
+    assert run.lanes == 2
+    return {
+        "sample": [(e.method, _plain(e.url), e.status) for e in run.sample],
+        **{
+            req: (
+                type(finding.failure).__name__,
+                _plain(str(finding.failure)),
+                [(e.method, _plain(e.url), e.status, _plain(e.request_body)) for e in finding.evidence],
+            )
+            for req, finding in sorted(run.findings.items())
+        },
+    }
+
+
+@pytest.mark.parametrize("variant", ["get_or_create_on_modify", None], ids=["get_or_create_on_modify", "reference"])
+def test_sequence_lanes_give_the_verdicts_sequence_and_evidence_of_one_lane_at_a_time(variant: str | None) -> None:
+    """MM-SEQ at --concurrency 4 (two lanes at once, on threads of their own) and at 1 (one after the other): the
+    same findings, the same shrunk sequence with its exchanges in order, the same pass sample."""
+    start = get_variant(variant).start if variant else partial(start_server)
+    one_threads: set[str] = set()
+    four_threads: set[str] = set()
+    with start(KEY) as server:
+        one = _sequence_verdicts(server, 1, one_threads)
+        four = _sequence_verdicts(server, 4, four_threads)
+    assert one == four
+    assert one_threads == {threading.main_thread().name}
+    assert len(four_threads) == 2 and all(name.startswith("modmsg-lane") for name in four_threads)
+    assert set(one) - {"sample"} == ({"MM-SEQ-02"} if variant else set())
+
+
+def _limit_verdict(server: ReferenceServer, concurrency: int, test: str) -> tuple[str | None, list[Any], Counter[str]]:
+    """A metadata-limit test of ``--max-examples 16`` (four lanes): its failure (shrunk by the failing lane's
+    Hypothesis run), its evidence in order, the cases sent per mode and the messages modified."""
+    transport = Transport(base_url=server.base_url, api_key=KEY)
+    run = generated_run(
+        transport, seed=7, max_examples=16, shrink_budget=ShrinkBudget(requests=6, seconds=20), concurrency=concurrency
+    )
+    failure: Failure | None = None
+    with transport.recording() as recorder:
+        try:
+            if test == "within":
+                run.within_the_limits(strategies.valid_metadata(), label="within-the-limits")
+            else:
+                run.one_past_a_limit(strategies.metadata_one_past_a_limit(), label="one-past-a-limit")
+        except Failure as raised:
+            failure = raised
+    evidence = [(e.method, _plain(e.url), e.status, _plain(e.request_body)) for e in recorder.snapshot()]
+    messages = {e.url.rsplit("/", 1)[-1] for e in recorder.snapshot() if e.method == "POST" and "/messages/" in e.url}
+    return (failure and _plain(str(failure))), evidence, Counter({**run.counts, "messages": len(messages)})
+
+
+@pytest.mark.parametrize(
+    ("variant", "test"),
+    [("lowercases_metadata_keys", "within"), ("accepts_17_keys", "past"), (None, "past")],
+    ids=["lowercases_metadata_keys", "accepts_17_keys", "reference"],
+)
+def test_metadata_limit_lanes_report_the_first_failing_lanes_case_as_one_lane_at_a_time(
+    variant: str | None, test: str
+) -> None:
+    """The metadata-limit cases at --concurrency 4 (four lanes at once) and at 1: the same failure (the first
+    failing lane's, shrunk), the same evidence in the same order, ending with the failing case."""
+    start = get_variant(variant).start if variant else partial(start_server)
+    with start(KEY) as server:
+        one, four = _limit_verdict(server, 1, test), _limit_verdict(server, 4, test)
+    assert one[:2] == four[:2]  # how many cases the lanes after the failing one sent before they were cut: timing
+    failure, evidence, counts = one
+    assert (failure is not None) == (variant is not None)
+    if failure is not None:
+        assert any(method == "POST" for method, *_ in evidence[-3:])  # the failing case, replayed last
+    else:  # 16 cases, each of the four lanes on a message of its own
+        assert counts == four[2] == Counter({"negative": 16, "messages": 4})
+
+
+def test_lanes_run_in_lane_order_and_a_failing_lane_cuts_only_the_lanes_after_it() -> None:
+    """Lane 1 fails: lanes 2 and 3 are cut (their results would not be reported), lane 0 runs to its end."""
+    lanes = Lanes(4, 4)
+    finished: list[int] = []
+
+    def work(lane: int) -> int:
+        if lane == 1:
+            raise ValueError("lane 1 failed")
+        for _ in range(2000):  # bounded: cut at a check, or 2000 checks
+            lanes.check(lane)
+            if lane == 0 and lanes.is_cut(2):
+                break  # lane 0 goes on past the failure of lane 1
+        finished.append(lane)
+        return lane
+
+    ran = lanes.run(work)
+    assert ran[0].value == 0 and isinstance(ran[1].error, ValueError)
+    assert ran[2].cut and ran[3].cut and finished == [0]
+    assert lane_sizes(40, 5) == [5] * 8 and lane_sizes(10, 5) == [5, 5] and lane_sizes(25) == [5, 4, 4, 4, 4, 4]
+    assert lane_sizes(3) == [3]
+
+
+def test_an_interrupt_during_lanes_cuts_every_lane_and_waits_for_them() -> None:
+    """A signal forwarded to the calling thread from a lane (as a deferred SIGTERM is): every lane that started is
+    cut at its next check and has ended before the interrupt goes on, so the run's cleanup sees every thread."""
+    lanes = Lanes(4, 4)
+    started: list[int] = []
+    ended: list[tuple[int, str]] = []
+
+    def work(lane: int) -> None:
+        started.append(lane)
+        if lane == 0:
+            _thread.interrupt_main()
+        try:
+            for _ in range(400):  # bounded: about 8 s unless cut
+                lanes.check(lane)
+                time.sleep(0.02)
+        except LaneCut:
+            ended.append((lane, "cut"))
+            raise
+        ended.append((lane, "ran out"))
+
+    with pytest.raises(KeyboardInterrupt):
+        lanes.run(work)
+    assert started and sorted(lane for lane, _ in ended) == sorted(started)
+    assert {how for _, how in ended} == {"cut"}
+
+
+def test_a_sigterm_while_sequence_lanes_run_stops_the_run_and_deletes_every_thread(tmp_path: Path) -> None:
+    """SIGTERM once the sequences' lanes (four, at --concurrency 4, against a distant target) have made threads:
+    the lanes are cut and waited for, then the run's cleanup deletes every thread, the ledger included."""
+    report_dir = tmp_path / "sigterm"
+    with start_server(KEY, latency_ms=10) as server:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
+        command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--req", "MM-SEQ"]
+        command += ["--base-url", server.base_url, "--report-dir", str(report_dir), "--seed", "5"]
+        command += ["--max-sequences", "20", "--concurrency", "4"]
+        with (tmp_path / "output.txt").open("wb") as output:
+            environment = {**clean, "MODMSG_API_KEY": KEY}
+            process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=output, stderr=output)
+            ledger = Ledger(report_dir / LEDGER_NAME)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None and len(ledger.pending()) < 6:
+                time.sleep(0.02)
+            running = process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=120)
+        text = (tmp_path / "output.txt").read_text(encoding="utf-8", errors="replace")
+        assert running, text[-2000:]
+        assert code == 2 and "stopped by SIGTERM" in text, text[-2000:]
+        assert not [thread for thread in server.thread_ids() if thread], "threads left on the server"
+    assert not ledger.path.exists()

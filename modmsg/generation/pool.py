@@ -31,9 +31,10 @@ CASES_PER_LANE = 4
 fewer lanes: ``--max-examples 3`` (the smoke) sends every case to one message, as a sequential run would."""
 
 
-def lanes_for(cases: int) -> int:
-    """The lanes of a stream of ``cases`` cases: set by the stream's size alone, never by ``--concurrency``."""
-    return max(1, min(STREAM_LANES, cases // CASES_PER_LANE))
+def lanes_for(cases: int, per_lane: int = CASES_PER_LANE) -> int:
+    """The lanes of a stream of ``cases`` cases (or of a test drawn in lanes, ``modmsg.generation.lanes``, of
+    ``per_lane`` examples each): set by its size alone, never by ``--concurrency``."""
+    return max(1, min(STREAM_LANES, cases // per_lane))
 
 
 WINDOW = 4 * STREAM_LANES

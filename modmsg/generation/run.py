@@ -43,6 +43,7 @@ from modmsg.generation.cases import (
     sent_pairs,
 )
 from modmsg.generation.judges import ACCEPTED, REJECTED, STREAM_JUDGES, Judge
+from modmsg.generation.lanes import Lane, run_hypothesis_lanes
 from modmsg.generation.shrink import SHRINK_BUDGET, ShrinkBudget, fingerprint, shrink_finding
 from modmsg.generation.streams import Drawn, Finding, Stream
 from modmsg.profiles import Profile
@@ -106,12 +107,6 @@ class GeneratedRun:
     def strategy(self, mode: GenerationMode) -> st.SearchStrategy[Case]:
         """Cases whose path and headers are fixed, so every defect of a negative case is in the body."""
         return self.operation.as_strategy(generation_mode=mode, headers=dict(self.headers), path_parameters=self.ids)
-
-    def draw(self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, shrink: bool) -> None:
-        """``max_examples`` values of ``strategy`` through ``body``, in Hypothesis runs of at most
-        ``HYPOTHESIS_BATCH``; reproducible from the run's seed."""
-        for batch_label, size in batches(self.max_examples, label):
-            self.run_batch(strategy, body, label=batch_label, size=size, shrink=shrink)
 
     def run_batch(
         self, strategy: st.SearchStrategy[Any], body: Callable[[Any], None], *, label: str, size: int, shrink: bool
@@ -237,9 +232,12 @@ class GeneratedRun:
                 result = exc
         return result, tuple(exchanges)
 
-    def _lane(self, message: dict[str, Any] | None) -> GeneratedRun:
-        """This run on a lane: its own counts and message (None: a new one of the thread); the transport shared."""
+    def _lane(self, message: dict[str, Any] | None, transport: Transport | None = None) -> GeneratedRun:
+        """This run on a lane: its own counts and message (None: a new one of the thread); the transport shared, or
+        ``transport`` (a lane's own, whose recorder keeps the lane's evidence) with an api on it."""
         lane = copy.copy(self)
+        if transport is not None:
+            lane.transport, lane.api = transport, AssistantsApi(transport)
         lane.counts = Counter()
         lane.message = message if message is not None else lane.api.create_message(self.message["thread_id"])
         lane.stored_keys = set(lane.message.get("metadata") or {})
@@ -270,18 +268,42 @@ class GeneratedRun:
         *,
         label: str,
     ) -> None:
-        def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
-            what, values = described
-            metadata: dict[str, Any] = dict(values)
-            case = self.operation.Case(
-                body={"metadata": metadata},
-                media_type="application/json",
-                path_parameters=self.ids,
-                headers=dict(self.headers),
-            )
-            self.exercise(case, judges, mode=mode, note=f"metadata {what} (modmsg.strategies)")
+        """``max_examples`` metadata cases drawn in lanes (``modmsg.generation.lanes``): each lane a Hypothesis run
+        of its share on a message of its own (the test's message for the first), ``concurrency`` lanes at once.
+        The first failing lane's failure, shrunk and replayed last by its run, is raised with the evidence of
+        the lanes before it and its own, in lane order: what ``--concurrency 1`` raises."""
+        runs: dict[int, GeneratedRun] = {}
 
-        self.draw(metadata, metadata_case, label=label, shrink=True)
+        def lane_cases(lane: Lane) -> None:
+            run = runs[lane.index] = self._lane(self.message if lane.index == 0 else None, lane.transport)
+
+            def metadata_case(described: tuple[str, Mapping[str, object]]) -> None:
+                lane.check()
+                what, values = described
+                metadata: dict[str, Any] = dict(values)
+                case = run.operation.Case(
+                    body={"metadata": metadata},
+                    media_type="application/json",
+                    path_parameters=run.ids,
+                    headers=dict(run.headers),
+                )
+                run.exercise(case, judges, mode=mode, note=f"metadata {what} (modmsg.strategies)")
+
+            for batch, size in batches(lane.size, lane.label):
+                run.run_batch(metadata, metadata_case, label=batch, size=size, shrink=True)
+
+        try:
+            run_hypothesis_lanes(
+                lane_cases,
+                examples=self.max_examples,
+                seed=self.seed,
+                label=label,
+                concurrency=self.concurrency,
+                transport=self.transport,
+            )
+        finally:
+            for run in runs.values():
+                self.counts.update(run.counts)
 
     # -- one case --------------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ class SequenceRules(Reads):
     context: Context
 
     def setup(self) -> None:
+        self.context.check()
         if not self.context.may_send():
             raise ShrinkSpent
         # No swarm testing (Hypothesis disabling a random subset of rules per sequence, and Schemathesis
@@ -339,9 +340,10 @@ def _answered(body: Mapping[str, Any]) -> requests.Response:
     return response
 
 
-def machine_class(context: Context) -> type[RuleBasedStateMachine]:
-    """A subclass of ``stateful_schema().as_state_machine()`` whose rules are :class:`SequenceRules`'."""
-    base = stateful_schema().as_state_machine()
+def machine_class(context: Context, base: type | None = None) -> type[RuleBasedStateMachine]:
+    """A subclass of ``base`` (``stateful_schema().as_state_machine()``; built once per run and shared by its
+    lanes, each lane's class its own) whose rules are :class:`SequenceRules`'."""
+    base = base or stateful_schema().as_state_machine()
     hidden = {
         name: None
         for name, value in inspect.getmembers(base)

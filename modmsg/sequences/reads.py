@@ -62,6 +62,7 @@ class Reads:
         return case, self._send(case)
 
     def _send(self, case: Case) -> requests.Response:
+        self.context.check()
         transport = self.context.transport
         kwargs = case.as_transport_kwargs(base_url=self.context.base_url)
         generated = {

@@ -97,3 +97,6 @@ class Context:
     """Records a failing sequence; returns the failure with the steps listed (what is raised)."""
     may_send: Callable[[], bool] = lambda: True
     """False once the shrink budget is spent: later sequences are rejected before they send anything."""
+    check: Callable[[], None] = lambda: None
+    """Called before each sequence and each request: raises (a BaseException, which Hypothesis passes through)
+    once the sequence's result can no longer be reported (``modmsg.sequences.run``: its lane or round is cut)."""
