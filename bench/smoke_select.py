@@ -78,12 +78,31 @@ def test_costs(recording: Path) -> tuple[dict[str, int], dict[str, tuple[str, in
 def unit_costs(
     caught_by_test: Mapping[str, set[str]], costs: Mapping[str, int], carriers: Mapping[str, tuple[str, int]]
 ) -> dict[str, int]:
-    """What selecting each test alone costs: its own requests, or (a test that only reads a module fixture) the
-    fixture's. Tests that send nothing at all (a judge of what the run saw, e.g. every 429) cost nothing."""
+    """What selecting each test alone costs: its own requests, or (a test that only reads a module fixture) its
+    share of the fixture's. The module fixture (the error-scenario table) sends only the scenarios the selected
+    tests read, one per parameter, so a reader's share is the fixture's cost over the parameters its readers take.
+    Tests that send nothing at all (a judge of what the run saw, e.g. every 429) cost nothing."""
+    readers: dict[str, set[str]] = {}
+    for nodeid in caught_by_test:
+        module = nodeid.split("::")[0]
+        if module in carriers and (nodeid not in costs or nodeid == carriers[module][0]):
+            readers.setdefault(module, set()).add(nodeid.partition("[")[2] or nodeid)
+
+    def share(module: str) -> int:
+        return -(-carriers[module][1] // max(1, len(readers.get(module, ()))))
+
     unit = {}
     for nodeid in caught_by_test:
-        carrier = carriers.get(nodeid.split("::")[0])
-        unit[nodeid] = costs[nodeid] if nodeid in costs else (carrier[1] if carrier else 0)
+        module = nodeid.split("::")[0]
+        carrier = carriers.get(module)
+        if carrier is not None and nodeid == carrier[0]:
+            unit[nodeid] = costs[nodeid] - carrier[1] + share(module)
+        elif nodeid in costs:
+            unit[nodeid] = costs[nodeid]
+        elif carrier is not None:
+            unit[nodeid] = share(module)
+        else:
+            unit[nodeid] = 0
     return unit
 
 

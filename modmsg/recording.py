@@ -10,7 +10,8 @@ purpose are not secrets and stay as they were, so the replay sends exactly what 
 
 A line: ``{"method", "url", "headers": [[name, value], ...], "body" (UTF-8 text) or "body_b64", "status",
 "id" (the ``id`` of a JSON object answer, so a replay can map ids its server hands out), "test"
-(``PYTEST_CURRENT_TEST``: the test and phase that sent it), "elapsed"}``. Under pytest-xdist every worker
+(the test and phase that sent it: ``PYTEST_CURRENT_TEST``, or, for a test run ahead on a pool thread, the one
+:func:`sent_for` names), "elapsed"}``. Under pytest-xdist every worker
 writes its own file, ``PATH`` with ``.gwN`` before the suffix.
 """
 
@@ -20,6 +21,9 @@ import base64
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -27,6 +31,19 @@ import requests
 
 if TYPE_CHECKING:
     from modmsg.redaction import Redactor
+
+_SENDER: ContextVar[str | None] = ContextVar("modmsg_sender", default=None)
+
+
+@contextmanager
+def sent_for(test: str) -> Iterator[None]:
+    """Requests sent in this block (on this thread) are recorded as ``test``'s (``"nodeid (phase)"``), whichever
+    test pytest is on: a test run ahead on a pool thread is not the one ``PYTEST_CURRENT_TEST`` names."""
+    token = _SENDER.set(test)
+    try:
+        yield
+    finally:
+        _SENDER.reset(token)
 
 
 def worker_path(path: Path, worker: str | None) -> Path:
@@ -83,7 +100,7 @@ class RequestLog:
             **self._body(prepared.body),
             "status": response.status_code if response is not None else None,
             "id": text(found) if (found := _response_id(response)) is not None else None,
-            "test": os.environ.get("PYTEST_CURRENT_TEST", ""),
+            "test": _SENDER.get() or os.environ.get("PYTEST_CURRENT_TEST", ""),
             "elapsed": round(elapsed, 6),
         }
         if error:

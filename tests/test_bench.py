@@ -181,16 +181,19 @@ def test_the_cover_is_the_best_within_the_budget_and_a_shared_fixture_costs_what
         "a.py::dear": {"a", "b", "c", "d"},
         "a.py::odd": {"e"},
         "a.py::judge": {"g"},  # sends nothing itself (judges what the run saw)
-        "m.py::carrier": {"f"},
-        "m.py::sharer": {"f", "h"},  # only reads the module fixture the carrier paid for
+        "m.py::carrier[x]": {"f"},
+        "m.py::sharer[y]": {"f", "h"},  # only reads the module fixture the carrier paid for
+        "m.py::other[x]": {"f"},  # reads the same parameter's part of it
     }
-    costs = {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "m.py::carrier": 20}
-    cost = unit_costs(caught, costs, {"m.py": ("m.py::carrier", 20)})
-    assert cost == {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "a.py::judge": 0, "m.py::carrier": 20,
-                    "m.py::sharer": 20}  # fmt: skip
+    # the carrier's setup sent the fixture (20 requests) and its body 1 more; the fixture sends one part per
+    # parameter read (x and y), so a test selected alone pays its parameter's share
+    costs = {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "m.py::carrier[x]": 21}
+    cost = unit_costs(caught, costs, {"m.py": ("m.py::carrier[x]", 20)})
+    assert cost == {"a.py::cheap": 2, "a.py::dear": 10, "a.py::odd": 5, "a.py::judge": 0, "m.py::carrier[x]": 11,
+                    "m.py::sharer[y]": 10, "m.py::other[x]": 10}  # fmt: skip
     # greedy by variants per request takes cheap, judge and odd, then cannot afford dear: 4 variants, not 6
     assert sorted(best_cover(caught, cost, budget=15)) == ["a.py::dear", "a.py::judge", "a.py::odd"]
-    assert sorted(best_cover(caught, cost, budget=35)) == ["a.py::dear", "a.py::judge", "a.py::odd", "m.py::sharer"]
+    assert sorted(best_cover(caught, cost, budget=25)) == ["a.py::dear", "a.py::judge", "a.py::odd", "m.py::sharer[y]"]
 
 
 def test_the_counter_sees_every_request_and_the_child_runner_reports_the_exit_code(tmp_path: Path) -> None:

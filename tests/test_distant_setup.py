@@ -211,7 +211,7 @@ def test_made_ahead_objects_reach_their_own_test_with_their_creation_evidence_an
             on_demand = ahead.thread("not planned")  # made now, on this thread, recorded as it is made
         assert [e.method for e in recorder.snapshot()] == ["POST"] and on_demand["id"] in server.thread_ids()
         with transport.recording() as recorder:
-            released = ahead.release(thread)  # its test is over: deleted by the pool, in no test's evidence
+            released = ahead.release(thread, "t.py::test")  # its test is over: deleted by the pool, in no evidence
             assert released is not None and released.result() is True
             ahead.close()
         assert recorder.snapshot() == () and thread["id"] not in server.thread_ids()

@@ -30,6 +30,7 @@ import pytest
 from modmsg.api import PROBE_CONTENT, AssistantsApi
 from modmsg.evidence import Exchange
 from modmsg.plugin.threads import ThreadFactory
+from modmsg.recording import sent_for
 from modmsg.transport import Transport
 
 RECIPE = "modmsg_message_recipe"
@@ -206,16 +207,16 @@ class Ahead:
         """The test's run ahead (its outcome and exchanges), or None when it runs now, on pytest's thread."""
         return self._made.pop(nodeid, {}).get(CALL)
 
-    def release(self, thread: Mapping[str, Any]) -> Future[bool] | None:
+    def release(self, thread: Mapping[str, Any], nodeid: str) -> Future[bool] | None:
         """The test that took ``thread`` is over: the pool deletes it soon (its exchanges in no test's evidence),
         rather than the cleanup at the end of the run, which deletes it when this did not happen (no pool, a
         deletion cancelled by :meth:`close`, or failed)."""
         if self._pool is None or not isinstance(thread.get("id"), str):
             return None
-        return self._pool.submit(self._release, thread["id"])
+        return self._pool.submit(self._release, thread["id"], nodeid)
 
-    def _release(self, thread_id: str) -> bool:
-        with self.transport.capturing():
+    def _release(self, thread_id: str, nodeid: str) -> bool:
+        with self.transport.capturing(), sent_for(f"{nodeid} (teardown)"):
             return self.threads.release(thread_id)
 
     def close(self) -> None:
@@ -246,6 +247,19 @@ class Ahead:
     def _run(self, unit: Unit) -> dict[str, Made]:
         """Run one unit on a pool thread, step by step as on demand: a step that raised ends it (on demand, its
         test would have stopped there). Never raises."""
+        with sent_for(f"{unit.nodeid} (setup)"):
+            made = self._make(unit)
+        values = {name: step.value for name, step in made.items()}
+        if unit.test is not None and not _failed(values):
+            given = {**self.shared, **unit.params, **values}
+            kwargs = {arg: given[arg] for arg in unit.args}
+            test = unit.test
+            with sent_for(f"{unit.nodeid} (call)"):
+                made[CALL] = _attempt(self.transport, lambda: test(**kwargs), every=True)
+        return made
+
+    def _make(self, unit: Unit) -> dict[str, Made]:
+        """The unit's thread and messages, step by step; a step that raised ends it."""
         made = {"thread": _attempt(self.transport, self.threads.create)}
         values = {"thread": made["thread"].value}
         for name, recipe in unit.messages:
@@ -253,11 +267,6 @@ class Ahead:
                 return made
             made[name] = _attempt(self.transport, partial(recipe.create, self.threads.api, values["thread"]["id"]))
             values[name] = made[name].value
-        if unit.test is not None and not _failed(values):
-            given = {**self.shared, **unit.params, **values}
-            kwargs = {arg: given[arg] for arg in unit.args}
-            test = unit.test
-            made[CALL] = _attempt(self.transport, lambda: test(**kwargs), every=True)
         return made
 
 
@@ -286,7 +295,7 @@ def thread_fixture() -> Any:
     def thread(modmsg_ahead: Ahead, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         made = modmsg_ahead.thread(request.node.nodeid)
         yield made
-        modmsg_ahead.release(made)
+        modmsg_ahead.release(made, request.node.nodeid)
 
     setattr(thread, THREAD, True)
     thread.__doc__ = "A fresh thread of this run (deleted once the test is over, or at the end of the run)."
