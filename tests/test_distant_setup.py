@@ -266,3 +266,27 @@ def test_a_creation_failure_made_ahead_is_raised_with_its_evidence_by_the_fixtur
     assert len(recorder.snapshot()) == 1
     ahead.close()
     assert ahead.threads.created == []
+
+
+def test_a_recording_names_the_test_run_ahead_that_sent_each_request(tmp_path: Path):
+    """``--record-requests`` labels a request with its own test (and phase) even when a pool thread sent it while
+    pytest was on another test: the same requests per test as on demand (a thread's deletion aside, which the
+    pool sends once the test is over and the on-demand run at the end of the session)."""
+
+    def per_test(concurrency: int) -> dict[str, int]:
+        recording = tmp_path / f"c{concurrency}.jsonl"
+        run = _run(tmp_path / f"r{concurrency}", server.base_url, concurrency, *SELECTION, "--record-requests",
+                   str(recording))  # fmt: skip
+        assert run.exit_code == 0, run.output[-2000:]
+        counts: dict[str, int] = {}
+        for line in recording.read_text(encoding="utf-8").splitlines():
+            sent = json.loads(line)
+            if sent["method"] == "DELETE" and re.search(r"/threads/[^/]+$", sent["url"]):
+                continue
+            counts[sent["test"]] = counts.get(sent["test"], 0) + 1
+        return counts
+
+    with start_server(KEY) as server:
+        one, four = per_test(1), per_test(4)
+    assert one == four
+    assert sum(1 for label in four if label.endswith("(setup)")) >= 5
