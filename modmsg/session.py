@@ -6,6 +6,7 @@ retries, back-off and evidence around each request are :class:`modmsg.transport.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.sessions import merge_setting
+from requests.utils import get_environ_proxies
 
 from modmsg.wire import (
     BodyTooLarge,
@@ -85,26 +88,39 @@ class WireSession(requests.Session):
         adapter = WireAdapter()
         self.mount("http://", adapter)
         self.mount("https://", adapter)
-        self._environment: dict[tuple[object, ...], Any] = {}
+        self._environment: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
+
+    def environment_for(self, url: str) -> tuple[dict[str, str], str | None]:
+        """What requests takes from the environment for ``url``: the proxies (``no_proxy`` applied) and the CA
+        bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), read once per origin. Reading them means iterating
+        over ``os.environ``, which fails with a KeyError when another thread changes it meanwhile (pytest sets and
+        deletes ``PYTEST_CURRENT_TEST`` around every test while pool threads send), and costs ~0.2 ms a request:
+        the transport reads its target's on the thread that makes it (:meth:`Transport.__post_init__`)."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        found = self._environment.get(origin)
+        if found is None:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+            found = (get_environ_proxies(url, no_proxy=None), bundle)
+            self._environment[origin] = found
+        return found
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
-        """What requests takes from the environment (proxy variables and ``no_proxy``, the CA bundle), read once
-        per origin: requests reads every environment variable for every request (~0.2 ms each, a tenth of a
-        loopback exchange), and nothing a run sends changes the environment."""
-        parts = urlsplit(url)
-        given = None if proxies is None else tuple(sorted(proxies.items()))
-        key = (parts.scheme, parts.netloc, given, stream, verify, cert)
-        try:
-            merged = self._environment.get(key)
-        except TypeError:  # an unhashable setting: nothing to reuse
+        """requests' own merge, with the environment read once per origin (:meth:`environment_for`)."""
+        if not self.trust_env or not isinstance(url, str) or (proxies or {}).get("no_proxy"):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if merged is None:
-            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._environment[key] = merged
-        settings = dict(merged)
-        if isinstance(settings.get("proxies"), dict):
-            settings["proxies"] = dict(settings["proxies"])
-        return settings
+        env_proxies, bundle = self.environment_for(url)
+        given = dict(proxies or {})
+        for scheme, proxy in env_proxies.items():
+            given.setdefault(scheme, proxy)
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return {
+            "proxies": merge_setting(given, self.proxies),
+            "stream": merge_setting(stream, self.stream),
+            "verify": merge_setting(verify, self.verify),
+            "cert": merge_setting(cert, self.cert),
+        }
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if self.throttle is not None:

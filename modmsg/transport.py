@@ -142,6 +142,7 @@ class Transport:
             self.session.throttle = Throttle(self.rate_limit)
         if isinstance(self.session, WireSession):
             self.session.max_response_size = self.max_response_size
+            self.session.environment_for(self.base_url)  # here, before any pool thread sends
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every header value
         return f"Transport(base_url={self.redactor.text(self.base_url)!r})"

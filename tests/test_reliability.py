@@ -41,7 +41,7 @@ from modmsg.plugin.outcomes import classify
 from modmsg.plugin.threads import ThreadFactory
 from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
-from modmsg.session import Throttle, WireSession
+from modmsg.session import Throttle
 from modmsg.transport import RateLimitedError, RequestDropped, Transport, TransportError, retry_delay
 from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
@@ -439,21 +439,24 @@ def test_a_persistent_429_is_an_error_not_a_failure():
 
 
 def test_the_environment_is_read_once_per_origin_and_still_honoured(monkeypatch):
-    """Proxy variables, ``no_proxy`` and the CA bundle apply as in plain requests; they are read once per origin."""
-    import requests.sessions
+    """Proxy variables, ``no_proxy`` and the CA bundle apply as in plain requests; they are read once per origin,
+    the target's when its transport is made, so no pool thread iterates ``os.environ`` while pytest changes it."""
+    import modmsg.session
 
     reads: list[str] = []
-    real = requests.sessions.get_environ_proxies
+    real = modmsg.session.get_environ_proxies
 
     def counted(url, no_proxy=None):
         reads.append(url)
         return real(url, no_proxy=no_proxy)
 
-    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    monkeypatch.setattr(modmsg.session, "get_environ_proxies", counted)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "api.bypassed.invalid")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/modmsg-test.pem")
-    session = WireSession()
+    transport = Transport(base_url="https://api.example.invalid/v1", api_key="sk-environment")
+    assert reads == ["https://api.example.invalid/v1"]  # read when the transport is made
+    session = transport.session
     for _ in range(3):
         proxied = session.merge_environment_settings("https://api.example.invalid/v1/threads", {}, None, None, None)
         assert proxied["proxies"]["https"] == "http://proxy.invalid:3128"
@@ -461,7 +464,9 @@ def test_the_environment_is_read_once_per_origin_and_still_honoured(monkeypatch)
         proxied["proxies"]["https"] = "changed by a caller"  # a caller's change never reaches the next request
     bypassed = session.merge_environment_settings("https://api.bypassed.invalid/v1/x", {}, None, None, None)
     assert "https" not in bypassed["proxies"]
-    assert reads == ["https://api.example.invalid/v1/threads", "https://api.bypassed.invalid/v1/x"]
+    assert reads == ["https://api.example.invalid/v1", "https://api.bypassed.invalid/v1/x"]
+    plain = requests.Session().merge_environment_settings("https://api.example.invalid/v1", {}, None, None, None)
+    assert session.merge_environment_settings("https://api.example.invalid/v1", {}, None, None, None) == plain
 
 
 def test_the_throttle_spaces_request_starts_without_a_burst():
