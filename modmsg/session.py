@@ -105,6 +105,17 @@ class WireSession(requests.Session):
             self._environment[origin] = found
         return found
 
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies of one request as requests' ``resolve_proxies`` finds them (the session's, and the
+        environment's proxy for the URL's scheme unless ``no_proxy`` bypasses it), from :meth:`environment_for`."""
+        found, _ = self.environment_for(url)
+        proxies = dict(self.proxies)
+        scheme = urlsplit(url).scheme
+        proxy = found.get(scheme, found.get("all"))
+        if proxy:
+            proxies.setdefault(scheme, proxy)
+        return proxies
+
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         """requests' own merge, with the environment read once per origin (:meth:`environment_for`)."""
         if not self.trust_env or not isinstance(url, str) or (proxies or {}).get("no_proxy"):
@@ -123,6 +134,12 @@ class WireSession(requests.Session):
         }
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if self.trust_env and kwargs.get("proxies") is None and not self.proxies.get("no_proxy"):
+            # requests would resolve the proxies from the environment here, for every request, on any thread; the
+            # CA bundle of the environment applies as it does to requests' own Session.request
+            kwargs["proxies"] = self.proxies_for(request.url or "")
+            if kwargs.get("verify") in (None, True):
+                kwargs["verify"] = self.environment_for(request.url or "")[1] or self.verify
         if self.throttle is not None:
             self.throttle.wait()
         timeout = kwargs.get("timeout")

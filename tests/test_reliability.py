@@ -469,6 +469,23 @@ def test_the_environment_is_read_once_per_origin_and_still_honoured(monkeypatch)
     assert session.merge_environment_settings("https://api.example.invalid/v1", {}, None, None, None) == plain
 
 
+def test_no_request_reads_the_environment_on_its_thread(monkeypatch, plain_server: ReferenceServer):
+    """A request through the transport takes its proxies and CA bundle from what was read when the transport was
+    made: requests' own per-request lookup iterates ``os.environ``, which pytest changes under pool threads."""
+    import requests.sessions
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the environment was read for a request")
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    transport = Transport(base_url=plain_server.base_url, api_key=KEY)
+    monkeypatch.setattr(requests.sessions, "resolve_proxies", forbidden)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", forbidden)
+    assert transport.request("POST", "threads", json={}).status_code == 200  # no_proxy honoured: sent directly
+    assert transport.session.proxies_for("http://api.example.invalid/v1/x")["http"] == "http://proxy.invalid:3128"
+
+
 def test_the_throttle_spaces_request_starts_without_a_burst():
     now = [100.0]
 
