@@ -290,3 +290,42 @@ def test_a_recording_names_the_test_run_ahead_that_sent_each_request(tmp_path: P
         one, four = per_test(1), per_test(4)
     assert one == four
     assert sum(1 for label in four if label.endswith("(setup)")) >= 5
+
+
+def test_an_interrupt_while_the_pool_stops_still_deletes_every_thread():
+    """A Ctrl-C while the pool waits for its units in flight (the pool's stop is the cleanup's first step, in the
+    same finalizer) never skips the deletion of the run's threads."""
+    with start_server(KEY) as server:
+        units = tuple(Unit(f"t{n}") for n in range(4))
+        ahead, _ = _ahead(server, units, workers=2)
+        ahead.thread("t0")  # units t0..t3 made ahead
+
+        def interrupted() -> None:
+            ahead.close()
+            raise KeyboardInterrupt
+
+        ahead.threads.stops_with(interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ahead.threads.stop_and_clean_up()
+        assert server.thread_ids() == []
+
+
+def test_a_coroutine_or_a_hypothesis_test_never_runs_ahead():
+    """Off pytest's thread a coroutine would never be awaited (and pass), and a Hypothesis test would draw beside
+    the lanes without their lock: both get their objects made ahead, and run on pytest's thread."""
+    defs = {
+        "_modmsg_evidence": _def(None),
+        "thread": _def(_marked(THREAD, True), argnames=("modmsg_ahead",)),
+        "modmsg_ahead": _def(None, "session"),
+        "message": _def(_marked(RECIPE, MessageRecipe()), argnames=("modmsg_ahead", "thread")),
+    }
+
+    async def coroutine(message: Any) -> None: ...
+
+    drawn = _marked("is_hypothesis_test", True)
+    plain, awaited, hypothesis = (_item(name, ("message",), defs) for name in ("plain", "awaited", "drawn"))
+    awaited.obj, hypothesis.obj = coroutine, drawn
+    units = plan([plain, awaited, hypothesis], lambda item: True)
+    assert [(unit.nodeid, unit.test is not None) for unit in units] == [
+        ("plain", True), ("awaited", False), ("drawn", False)
+    ]  # fmt: skip

@@ -252,7 +252,7 @@ def threads(api: AssistantsApi, run_id: str, modmsg_state: RunState) -> Iterator
         try:
             yield factory
         finally:
-            modmsg_state.leftovers += factory.cleanup()
+            modmsg_state.leftovers += factory.stop_and_clean_up()
 
 
 @pytest.fixture(scope="session")
@@ -260,7 +260,7 @@ def modmsg_ahead(
     threads: ThreadFactory, transport: Transport, modmsg_state: RunState, request: pytest.FixtureRequest
 ) -> Iterator[Ahead]:
     """The selected tests' fresh threads and messages, and the tests that can, run ahead (:mod:`.ahead`);
-    stopped before the cleanup."""
+    stopped by the ``threads`` fixture's finalizer, right before its cleanup."""
     config = request.config
     workers = 0 if is_worker(config) else modmsg_state.settings.concurrency - 1
     units = plan(request.session.items, lambda item: bool(req_ids(item))) if workers > 0 else ()
@@ -268,11 +268,11 @@ def modmsg_ahead(
     ahead = config.stash[AHEAD] = Ahead(
         threads=threads, transport=transport, units=units, workers=workers, shared=shared
     )
+    threads.stops_with(ahead.close)  # in the cleanup's own finalizer: a Ctrl-C while it waits skips no deletion
     try:
         yield ahead
     finally:
         del config.stash[AHEAD]
-        ahead.close()
 
 
 thread = thread_fixture()

@@ -19,6 +19,8 @@ deleted at the end with the rest, whether its test ran or not (the pool is stopp
 
 from __future__ import annotations
 
+import inspect
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -125,8 +127,11 @@ def runs_ahead(item: Any, unit: Unit) -> bool:
     """A test runs ahead when nothing of it needs pytest's thread: it is a plain function, not marked
     ``modmsg_alone``, ``modmsg_last``, skip or xfail; each argument is its unit's, a parameter or a session-scoped
     fixture (one value for the whole run), and so is each fixture under it but the evidence's."""
-    if not callable(getattr(item, "obj", None)) or not hasattr(item, "_fixtureinfo"):
+    obj = getattr(item, "obj", None)
+    if not callable(obj) or not hasattr(item, "_fixtureinfo"):
         return False
+    if inspect.iscoroutinefunction(obj) or getattr(obj, "is_hypothesis_test", False):
+        return False  # a coroutine needs pytest's runner; Hypothesis beside the lanes needs their lock
     if any(item.get_closest_marker(mark) for mark in (ALONE, "modmsg_last", "skip", "skipif", "xfail")):
         return False
     params = getattr(getattr(item, "callspec", None), "params", {})
@@ -180,6 +185,7 @@ class Ahead:
     _futures: list[Future[dict[str, Made]] | None] = field(init=False, default_factory=list)
     _made: dict[str, dict[str, Made]] = field(init=False, default_factory=dict)
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
+    _stopped: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._index = {unit.nodeid: number for number, unit in enumerate(self.units)}
@@ -222,6 +228,7 @@ class Ahead:
     def close(self) -> None:
         """Stop: queued units are dropped, the ones under way end (their threads are in the factory's list, so the
         run's cleanup deletes them)."""
+        self._stopped.set()  # a unit under way takes no further step
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -250,7 +257,7 @@ class Ahead:
         with sent_for(f"{unit.nodeid} (setup)"):
             made = self._make(unit)
         values = {name: step.value for name, step in made.items()}
-        if unit.test is not None and not _failed(values):
+        if unit.test is not None and not _failed(values) and not self._stopped.is_set():
             given = {**self.shared, **unit.params, **values}
             kwargs = {arg: given[arg] for arg in unit.args}
             test = unit.test
@@ -263,7 +270,7 @@ class Ahead:
         made = {"thread": _attempt(self.transport, self.threads.create)}
         values = {"thread": made["thread"].value}
         for name, recipe in unit.messages:
-            if _failed(values):
+            if _failed(values) or self._stopped.is_set():
                 return made
             made[name] = _attempt(self.transport, partial(recipe.create, self.threads.api, values["thread"]["id"]))
             values[name] = made[name].value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,24 @@ class ThreadFactory:
     concurrency: int = 1
     """``--concurrency``: deletions in flight at once at the end of the run."""
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _senders: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:  # the dataclass repr would show the transport and the ids the target handed out
         return f"ThreadFactory(run_id={self.run_id!r}, created={len(self.created)} thread(s))"
+
+    def stops_with(self, stop: Callable[[], None]) -> None:
+        """``stop`` ends a sender of this run's threads (tests run ahead): :meth:`stop_and_clean_up` calls it first."""
+        self._senders.append(stop)
+
+    def stop_and_clean_up(self) -> tuple[str, ...]:
+        """Stop the senders, then delete every thread (:meth:`cleanup`) even when stopping them was interrupted
+        (a Ctrl-C while a pool waits for its requests in flight): the ids left behind."""
+        try:
+            for stop in reversed(self._senders):
+                stop()
+        finally:
+            leftovers = self.cleanup()
+        return leftovers
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
