@@ -422,6 +422,33 @@ def test_lanes_run_in_lane_order_and_a_failing_lane_cuts_only_the_lanes_after_it
     assert lane_sizes(3) == [3]
 
 
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_lane_that_skips_or_fails_through_pytest_is_read_in_lane_order_too(workers: int) -> None:
+    """pytest's skip and fail are BaseExceptions: a lane ending in one is an outcome of that lane like any error,
+    so the failure of an earlier lane is still the one read first, at any concurrency."""
+    lanes = Lanes(3, workers)
+    skipping = threading.Event()
+
+    def work(lane: int) -> int:
+        if lane == 0:
+            if workers > 1:  # lane 1 skips while lane 0 is still under way, as a slower lane 0 would let it
+                with lanes.on_the_wire():
+                    skipping.wait(30)  # bounded; lane 1 sets it at once
+            raise ValueError("lane 0 failed")
+        if lane == 1:
+            skipping.set()
+            pytest.skip("lane 1 skipped")
+        return lane
+
+    try:
+        ran = lanes.run(work)
+    except pytest.skip.Exception:
+        pytest.fail("lane 1's skip was raised over lane 0's failure")
+    assert isinstance(ran[0].error, ValueError)
+    assert ran[1].cut or isinstance(ran[1].error, pytest.skip.Exception)
+    assert ran[2].cut or ran[2].value == 2
+
+
 def test_an_interrupt_during_lanes_cuts_every_lane_and_waits_for_them() -> None:
     """A signal forwarded to the calling thread from a lane (as a deferred SIGTERM is): every lane that started is
     cut at its next check and has ended before the interrupt goes on, so the run's cleanup sees every thread."""

@@ -64,7 +64,7 @@ class Ran(Generic[Result]):
     """How a lane ended: its value, or the exception it raised, or cut before its end."""
 
     value: Result | None = None
-    error: Exception | None = None
+    error: BaseException | None = None
     cut: bool = False
 
 
@@ -145,7 +145,9 @@ class Lanes:
                 return Ran(value=work(lane))
             except LaneCut:
                 return Ran(cut=True)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # pytest's skip or fail too: an outcome of its lane, read in lane order
                 self.cut_after(lane)
                 return Ran(error=exc)
             finally:
