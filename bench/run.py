@@ -603,7 +603,10 @@ def render_console(data: dict[str, Any]) -> list[str]:
     profile = data.get("profile")
     if profile:
         wall = eff["suite_seconds"]
-        out.append(f"   {profile['tool']} profile of one default run (main thread), scaled to the {wall:.1f} s run:")
+        out.append(
+            f"   {profile['tool']} profile of one default run at --concurrency 1 (main thread), scaled to the "
+            f"{wall:.1f} s run:"
+        )
         out += [f"   {share * wall:6.2f} s {100 * share:5.1f} %  {name}" for name, share in profile["shares"].items()]
     if data.get("distant"):
         out += ["6. A distant target", *(f"   {line}" for line in distant.lines(data["distant"]))]
@@ -738,7 +741,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     profile = data.get("profile")
     if profile:
         lines += [
-            f"{profile['tool']} profile of one default run (main thread, {profile['samples']} samples), scaled to the "
+            f"{profile['tool']} profile of one default run at `--concurrency 1` (so that the main thread, which is "
+            f"what is sampled, sends every request itself; {profile['samples']} samples), scaled to the "
             f"fastest suite run of {eff['suite_seconds']:.1f} s:",
             "",
             "| activity | share | seconds |",
@@ -855,7 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile: Profile = timed(
             "profile of one default run",
             lambda: profile_run(
-                [*pytest_argv("--report-dir", str(work / "profiled"), "-p", "bench.probe")[1:]],
+                # --concurrency 1: the profile samples the main thread, which then sends every request itself
+                [*pytest_argv("--report-dir", str(work / "profiled"), "--concurrency", "1", "-p", "bench.probe")[1:]],
                 REPO_DIR,
                 clean_env(**{PROBE_ENV: str(probe_out)}),
             ),

@@ -7,6 +7,7 @@ the probe, every sibling call, retries and the end-of-session cleanup included. 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ BUDGET = 100
 class SmokeRun:
     outcome: SuiteOutcome
     requests: int
+    tests: int
 
 
 def run_smoke(variant: Variant, report_dir: Path, *extra: str) -> SmokeRun:
@@ -35,7 +37,7 @@ def run_smoke(variant: Variant, report_dir: Path, *extra: str) -> SmokeRun:
     api_key = fresh_key()
     with server_variant.start(api_key) as server:
         outcome = run_suite(server.base_url, api_key, report_dir, *SMOKE_ARGS, *extra, name=variant.name)
-    return SmokeRun(outcome, len(seen))
+    return SmokeRun(outcome, len(seen), tests_in(report_dir))
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class SmokeResult:
 
     @property
     def selected_tests(self) -> int:
-        """Tests the selection ran on the reference, from pytest's closing line."""
-        return _ran(self.reference.outcome.output)
+        """Tests the selection ran on the reference, from its results.json."""
+        return self.reference.tests
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,17 +72,13 @@ class SmokeResult:
         }
 
 
-def _ran(output: str) -> int:
-    """passed + failed + skipped + errors in pytest's closing line (``18 passed, 1 skipped, 228 deselected``)."""
-    for line in reversed(output.splitlines()):
-        words = line.replace(",", " ").split()
-        if "deselected" in words or "passed" in words:
-            return sum(
-                int(words[i - 1])
-                for i, word in enumerate(words)
-                if word in ("passed", "failed", "skipped", "error", "errors") and i and words[i - 1].isdigit()
-            )
-    return 0
+def tests_in(report_dir: Path) -> int:
+    """The tests a run's results.json names (0 when there is none)."""
+    try:
+        results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    return len({test["nodeid"] for req in results.get("requirements", []) for test in req.get("tests") or ()})
 
 
 def smoke_all(variants: Sequence[Variant], work: Path, *, workers: int = 2, seed: int | None = None) -> SmokeResult:
