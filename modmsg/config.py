@@ -255,7 +255,7 @@ OPTIONS: tuple[Option[Any], ...] = (
         "MODMSG_CONCURRENCY",
         8,
         "Send N requests at once within each of: a generated stream's cases, the lanes of the sequences and "
-        "metadata tests, the error scenarios, handwritten tests run ahead on N - 1 threads, the "
+        "metadata tests (at most 8), the error scenarios, handwritten tests run ahead on N - 1 threads, the "
         "cleanup; the verdicts, the first failing case and the evidence are those of --concurrency 1.",
         parse=parse_positive_int,
         kind=WHOLE,

@@ -35,7 +35,7 @@ from typing import Generic, TypeVar
 import requests
 
 from modmsg.evidence import Recorder
-from modmsg.generation.cases import HYPOTHESIS_BATCH, derive_seed
+from modmsg.generation.cases import derive_seed
 from modmsg.generation.pool import CASES_PER_LANE, lanes_for
 from modmsg.transport import Transport
 
@@ -44,11 +44,8 @@ Result = TypeVar("Result")
 
 def lane_sizes(examples: int, per_lane: int = CASES_PER_LANE) -> list[int]:
     """The examples each lane draws: ``examples`` in ``examples // per_lane`` lanes (1 to ``pool.STREAM_LANES``, 8), the
-    first lanes one more when it does not divide; and in more lanes when a lane would draw more than
-    ``HYPOTHESIS_BATCH`` (Hypothesis keeps every example of a run, so no run is asked for more and memory stays flat
-    with --max-examples, up to ``--concurrency`` such runs at once). Set by the test's size alone, never by
-    ``--concurrency``."""
-    lanes = max(lanes_for(examples, per_lane), -(-examples // HYPOTHESIS_BATCH))
+    first lanes one more when it does not divide. Set by the test's size alone, never by ``--concurrency``."""
+    lanes = lanes_for(examples, per_lane)
     share, extra = divmod(examples, lanes)
     return [share + (1 if index < extra else 0) for index in range(lanes)]
 
