@@ -329,3 +329,25 @@ def test_a_coroutine_or_a_hypothesis_test_never_runs_ahead():
     assert [(unit.nodeid, unit.test is not None) for unit in units] == [
         ("plain", True), ("awaited", False), ("drawn", False)
     ]  # fmt: skip
+
+
+def test_the_runs_own_interrupt_arriving_while_the_pool_stops_is_not_raised_again():
+    """A signal deferred on a pool thread can reach the main thread only while the pool stops: it is the run's
+    own, already recorded interrupt, so the pool is waited for once more, every thread is deleted and nothing is
+    raised (the reports are still written, as interrupted)."""
+    with start_server(KEY) as server:
+        units = tuple(Unit(f"t{n}") for n in range(4))
+        ahead, _ = _ahead(server, units, workers=2)
+        ahead.thread("t0")
+        ahead.threads.interrupts.received = "SIGINT"
+        calls: list[str] = []
+
+        def stop() -> None:
+            calls.append("stop")
+            ahead.close()
+            if len(calls) == 1:
+                raise KeyboardInterrupt("modmsg: stopped by SIGINT")
+
+        ahead.threads.stops_with(stop)
+        assert ahead.threads.stop_and_clean_up() == ()
+        assert calls == ["stop", "stop"] and server.thread_ids() == []

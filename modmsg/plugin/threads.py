@@ -46,14 +46,26 @@ class ThreadFactory:
         self._senders.append(stop)
 
     def stop_and_clean_up(self) -> tuple[str, ...]:
-        """Stop the senders, then delete every thread (:meth:`cleanup`) even when stopping them was interrupted
-        (a Ctrl-C while a pool waits for its requests in flight): the ids left behind."""
+        """Stop the senders, then delete every thread (:meth:`cleanup`): the ids left behind. The run's own
+        interrupt may arrive while a pool waits for its requests in flight (a signal deferred on a pool thread
+        reaches the main thread only when that thread's creation is done): the pool is then waited for once more,
+        so every thread it made reaches the cleanup, and the interrupt, already recorded (``interrupts.received``),
+        is not raised again, so the run still writes its reports, as interrupted."""
+        interrupted: KeyboardInterrupt | None = None
         try:
-            for stop in reversed(self._senders):
-                stop()
-        finally:
-            leftovers = self.cleanup()
+            self._stop_senders()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            if self.interrupts.received:
+                self._stop_senders()
+        leftovers = self.cleanup()
+        if interrupted is not None and not self.interrupts.received:
+            raise interrupted
         return leftovers
+
+    def _stop_senders(self) -> None:
+        for stop in reversed(self._senders):
+            stop()
 
     def create(self, metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """A thread of this run. Only a thread whose createThread answer shows the run's tag is used and later
