@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.measure import clean_env, counted, machine, pytest_argv, run_child
 from bench.replay import compile_templates, defined_ids, load, replay
-from modmsg.config import OPTIONS
+from modmsg.config import URL_CONCURRENCY
 from modmsg.paths import REPO_DIR
 from modmsg.reference.variants import Variant
 from proving.mutation import (
@@ -36,7 +36,8 @@ from proving.mutation import (
 
 LATENCY_MS = 40.0
 GOAL = 0.3
-DEFAULT_CONCURRENCY: int = next(option.default for option in OPTIONS if option.name == "concurrency")
+DEFAULT_CONCURRENCY: int = URL_CONCURRENCY
+"""What ``--concurrency auto`` gives a run against a URL (``config.auto_concurrency``)."""
 SEED = "1"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from modmsg.values import (
+    AUTO,
     HEADER_LINES,
     NUMBER,
     RATE,
@@ -25,6 +26,7 @@ from modmsg.values import (
     TEXT,
     TEXTS,
     WHOLE,
+    WHOLE_OR_AUTO,
     ConfigError,
     Kind,
     as_given,
@@ -38,6 +40,7 @@ from modmsg.values import (
     parse_latency_ms,
     parse_non_negative_int,
     parse_positive_int,
+    parse_positive_int_or_auto,
     parse_rate_limit,
     parse_seconds,
     parse_secret_headers,
@@ -65,6 +68,9 @@ MAX_TIMEOUT = 3600.0
 """--request-timeout bound: past an hour, one exchange is the whole run."""
 MAX_DURATION = 7 * 24 * 3600.0
 """--max-duration bound: a week."""
+URL_CONCURRENCY = 8
+"""``--concurrency auto`` against a URL: the most lanes a stream or a Hypothesis test is drawn in, and about the
+connections a browser opens to one host."""
 MAX_STEPS = 50
 """--max-steps bound: a sequence's steps also bound its messages, so every listing stays one page of 100."""
 
@@ -253,12 +259,14 @@ OPTIONS: tuple[Option[Any], ...] = (
         "concurrency",
         "--concurrency",
         "MODMSG_CONCURRENCY",
-        8,
+        AUTO,
         "Send N requests at once within each of: a generated stream's cases, the lanes of the sequences and "
         "metadata tests (at most 8), the error scenarios, handwritten tests run ahead on N - 1 threads, the "
-        "cleanup; the verdicts, the first failing case and the evidence are those of --concurrency 1.",
-        parse=parse_positive_int,
-        kind=WHOLE,
+        "cleanup; the verdicts, the first failing case and the evidence are those of --concurrency 1. auto: "
+        f"{URL_CONCURRENCY} against --base-url or a distant bundled server, 1 against the bundled server (it runs "
+        "in the suite's own process: no wire to wait on, one interpreter lock to share).",
+        parse=parse_positive_int_or_auto,
+        kind=WHOLE_OR_AUTO,
         metavar="N",
     ),
     Option(
@@ -520,11 +528,21 @@ def resolve(
     values: dict[str, Any] = {option.name: option.value(given[option.name]) for option in OPTIONS}
     values["api_key"] = _api_key(values, environment)
     values["upstream_api_key"] = _upstream_api_key(values, environment)
+    if values["concurrency"] is None:
+        values["concurrency"] = auto_concurrency(values["base_url"], values["reference_latency_ms"])
     if values["base_url"] and not values["api_key"]:
         raise ConfigError(
             "no API key for the target: set MODMSG_API_KEY (or --api-key-env VAR naming a variable that holds it)"
         )
     return Settings(**values)
+
+
+def auto_concurrency(base_url: str | None, reference_latency_ms: float) -> int:
+    """``--concurrency auto``: concurrency hides the wire's latency, so a target across a wire (a URL, or the bundled
+    server made distant) gets ``URL_CONCURRENCY``; the bundled server itself gets 1: it answers from a thread of
+    the suite's own process, so there is no latency to hide and more threads only contend for one interpreter lock
+    (measured in bench/RESULTS.md; the verdicts are the same at any concurrency)."""
+    return URL_CONCURRENCY if base_url or reference_latency_ms else 1
 
 
 def option_default(name: str) -> Any:

@@ -163,6 +163,20 @@ def parse_positive_int(value: Any, flag: str) -> int:
     return number
 
 
+AUTO = "auto"
+"""The value of an option whose default depends on another (``--concurrency``): resolved by ``config.resolve``."""
+
+
+def parse_positive_int_or_auto(value: Any, flag: str) -> int | None:
+    """A whole number, 1 or more; ``auto`` (any case) gives None: the caller's rule decides."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return None
+    try:
+        return parse_positive_int(value, flag)
+    except ConfigError:
+        raise ConfigError(f"{flag} must be a whole number, 1 or more, or {AUTO}, not {quote(value)}") from None
+
+
 def parse_non_negative_int(value: Any, flag: str) -> int:
     number = _whole(value, -1)
     if number < 0:
@@ -309,6 +323,7 @@ TEXT = Kind((str,), "a string")
 WHOLE = Kind((int,), "a whole number")
 NUMBER = Kind((int, float), "a number")
 RATE = Kind((int, float, str), 'a number or a string such as "5/s"')
+WHOLE_OR_AUTO = Kind((int, str), f'a whole number or "{AUTO}"')
 SIZE = Kind((int, str), 'a number of bytes or a string such as "8MiB"')
 TEXTS = Kind((list,), "a list of strings", repeatable=True)
 HEADER_LINES = Kind((list, dict), "a list of strings or a table of strings", repeatable=True, separator="\n")

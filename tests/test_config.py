@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modmsg.config import OPTIONS, ConfigError, load_config_file, resolve
+from modmsg.config import OPTIONS, URL_CONCURRENCY, ConfigError, load_config_file, resolve
 from modmsg.deviations import DeviationsError, parse_deviations
 from modmsg.profiles import ProfileError, load_profile, parse_profile
 from modmsg.requirements import load_catalogue
@@ -179,6 +179,41 @@ def test_settings_have_one_field_per_option_and_take_their_defaults_from_the_opt
     derived = {"upstream_api_key"}  # read from the variable upstream_api_key_env names, never given itself
     assert {f.name for f in fields(Settings)} == {o.name for o in OPTIONS} | derived
     defaults = default_settings()
+    by_rule = {"concurrency": 1}  # "auto", resolved by the rule of the next test (the bundled server: 1)
     for option in OPTIONS:
-        assert getattr(defaults, option.name) == option_default(option.name), option.name
+        expected = by_rule[option.name] if option.name in by_rule else option_default(option.name)
+        assert getattr(defaults, option.name) == expected, option.name
+    assert option_default("concurrency") is None
     assert default_settings(max_examples=7).max_examples == 7
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "expected"),
+    [
+        ({}, {}, 1),  # the bundled server, in the suite's own process
+        ({"reference_latency_ms": "40"}, {}, URL_CONCURRENCY),  # the bundled server made distant
+        ({"base_url": "http://127.0.0.1:9/v1", "api_key": "k"}, {}, URL_CONCURRENCY),
+        ({"base_url": "http://127.0.0.1:9/v1", "api_key": "k", "concurrency": "3"}, {}, 3),
+        ({"concurrency": "5"}, {}, 5),  # an explicit number wins against the bundled server too
+        ({}, {"MODMSG_CONCURRENCY": "AUTO"}, 1),
+        ({"base_url": "http://127.0.0.1:9/v1", "api_key": "k"}, {"MODMSG_CONCURRENCY": " auto "}, URL_CONCURRENCY),
+    ],
+)
+def test_concurrency_auto_is_one_against_the_bundled_server_and_more_across_a_wire(given, env, expected):
+    assert resolve(given, env, {}).concurrency == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "many", "2.5", "auto8"])
+def test_a_bad_concurrency_is_one_sentence_naming_auto(bad):
+    with pytest.raises(ConfigError, match=r"^--concurrency must be a whole number, 1 or more, or auto, not '"):
+        resolve({"concurrency": bad}, {}, {})
+
+
+def test_concurrency_in_modmsg_toml_is_a_number_or_auto(tmp_path):
+    (tmp_path / "modmsg.toml").write_text('concurrency = "auto"\n', encoding="utf-8")
+    assert resolve({}, {}, load_config_file(tmp_path)).concurrency == 1
+    (tmp_path / "modmsg.toml").write_text("concurrency = 4\n", encoding="utf-8")
+    assert resolve({}, {}, load_config_file(tmp_path)).concurrency == 4
+    (tmp_path / "modmsg.toml").write_text("concurrency = 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r'concurrency must be a whole number or "auto", not the number 1\.5$'):
+        load_config_file(tmp_path)

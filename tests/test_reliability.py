@@ -34,7 +34,7 @@ from helpers import REPO, SuiteRun, finished_run
 from modmsg import cli
 from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
-from modmsg.config import ConfigError, option_default, resolve
+from modmsg.config import URL_CONCURRENCY, ConfigError, resolve
 from modmsg.ledger import LEDGER_NAME, RUN_TAG, Entry, Ledger
 from modmsg.plugin.interrupts import Interrupts
 from modmsg.plugin.outcomes import classify
@@ -572,7 +572,7 @@ def test_sweep_deletes_what_a_killed_run_left_behind(background: Background, mon
     # reaching the run; every other one is in the ledger. At most one per sender: the N - 1 threads running tests
     # ahead, and pytest's thread or the N lanes it waits for.
     unledgered = leftovers - {e.thread for e in Ledger(run.report_dir / LEDGER_NAME).pending()}
-    assert len(unledgered) <= 2 * option_default("concurrency") - 1, unledgered
+    assert len(unledgered) <= 2 * URL_CONCURRENCY - 1, unledgered  # --base-url: --concurrency auto is 8
     monkeypatch.setenv("MODMSG_API_KEY", KEY)
     code = cli.main(["sweep", "--base-url", server.base_url, "--report-dir", str(run.report_dir)])
     assert code == 0, capsys.readouterr().out
