@@ -121,7 +121,7 @@ def open_target(settings: Settings, beta: str) -> Iterator[Target]:
         try:
             yield Target(base_url=server.base_url, api_key=api_key, reference=server)
         finally:
-            server.stop()
+            server.stop(wait=False)  # every request of the run is answered: it shuts down while reports are written
         return
     assert settings.api_key is not None  # config.resolve demands a key with a base URL (probed at configure)
     yield Target(base_url=settings.base_url, api_key=settings.api_key)
