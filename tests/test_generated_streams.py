@@ -131,6 +131,40 @@ def test_the_same_seed_replays_the_same_streams(tmp_path: Path) -> None:
     assert sorted(pooled, key=str) == sorted(first, key=str)
 
 
+def test_a_seed_draws_the_same_cases_whatever_else_the_process_imported(tmp_path: Path) -> None:
+    """Hypothesis mixes the literals of local modules into its draws: those of a clone of modmsg (none from a wheel),
+    of a vendor's plugin... The run draws without them, so a replay line replays on any install: a plugin module
+    full of literals changes no case, and none of its literals is ever sent."""
+    plugin = tmp_path / "plugins" / "modmsg_vendor_literals.py"
+    plugin.parent.mkdir()
+    literals = "\n".join(f'LITERAL_{i} = "zz-vendor-{i:03d}"' for i in range(300))
+    plugin.write_text(f"{literals}\nNUMBERS = ({', '.join(str(7_000_001 + i) for i in range(100))})\n", "utf-8")
+    args = (*STREAM_TESTS, "--max-examples", "30", "--seed", "11", "--concurrency", "1")
+    plain = [r.get("body") or "" for r in _modify_posts(_run(tmp_path, "plain", *args)[1])]
+    with_plugin = [
+        r.get("body") or ""
+        for r in _modify_posts(
+            _run_with_env(tmp_path, "vendor", {"PYTHONPATH": str(plugin.parent)}, *args, "-p", plugin.stem)[1]
+        )
+    ]
+    assert len(plain) > 30
+    assert not [body for body in with_plugin if "zz-vendor-" in body or "700000" in body]
+    assert with_plugin == plain
+
+
+def _run_with_env(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> tuple[SuiteRun, list[dict]]:
+    recording = tmp_path / f"{name}.jsonl"
+    with start_server(api_key=KEY) as server:
+        run = run_suite(
+            tmp_path / name,
+            "--base-url", server.base_url, "--record-requests", str(recording), *args,
+            env={"MODMSG_API_KEY": KEY, **env},
+        )  # fmt: skip
+    assert run.exit_code == 0, run.output[-2000:]
+    sent = [json.loads(line) for line in recording.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return run, sent
+
+
 def test_large_example_counts_are_drawn_in_bounded_batches_with_distinct_seeds() -> None:
     assert batches(HYPOTHESIS_BATCH, "positive") == [("positive", HYPOTHESIS_BATCH)]
     split = batches(2 * HYPOTHESIS_BATCH + 7, "negative")

@@ -35,6 +35,7 @@ from modmsg.plugin import upstream
 from modmsg.plugin.ahead import ALONE, Ahead, message_fixture, plan, shared_names, thread_fixture
 from modmsg.plugin.collector import Collector
 from modmsg.plugin.console import quiet_console
+from modmsg.plugin.draws import without_local_constants
 from modmsg.plugin.home import private_hypothesis_home
 from modmsg.plugin.interrupts import console_for_interrupts
 from modmsg.plugin.outcomes import clean_report, record_for
@@ -123,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
         refuse(str(exc), None)  # refuse makes it inert
     settings, profile = prepared.settings, prepared.profile
     private_hypothesis_home(config)
+    without_local_constants(config)  # a seed draws the same cases however modmsg is installed
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run

@@ -1,0 +1,41 @@
+"""What a seed draws depends on the seed, the spec, the options and the versions of modmsg, Schemathesis and
+Hypothesis: never on where modmsg is installed or which other modules the process imported.
+
+Hypothesis (6.13x and later) mixes into its draws the literals of every *local* module loaded when it draws:
+any module outside site-packages and the standard library. For a run from a clone that is all of modmsg (about
+800 strings and numbers); installed from a wheel it is none of them; a vendor's own plugin or overlay module adds
+its literals; and the pool grows as modules are imported lazily during the run. Each changes the cases a seed
+draws (measured: about a third of the generated cases differ between a clone and an install), so a replay line
+taken from a CI run could draw other cases on an engineer's machine. The run therefore draws without that pool;
+Hypothesis' own built-in constants (boundary numbers, tricky strings) stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+def without_local_constants(config: pytest.Config) -> bool:
+    """Make Hypothesis draw without the literals of local modules for this pytest session (restored at its end).
+
+    False when this Hypothesis has no such pool (older) or names it otherwise (a newer one): the project's own tests
+    (tests/test_generated_streams.py) then fail, so an upgrade cannot silently make draws install-dependent again.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - Hypothesis is a dependency
+        return False
+    original: Any = getattr(providers, "_get_local_constants", None)
+    constants: Any = getattr(providers, "Constants", None)
+    if original is None or constants is None:
+        return False
+    empty = constants()
+
+    def no_local_constants() -> Any:
+        return empty
+
+    providers._get_local_constants = no_local_constants
+    config.add_cleanup(lambda: setattr(providers, "_get_local_constants", original))
+    return True
