@@ -397,6 +397,8 @@ class Settings:
     upstream_api_key_env: str | None
     upstream_api_key: str | None
     """The upstream's key, read from the variable ``upstream_api_key_env`` names; a secret like the target's."""
+    concurrency_auto: bool = False
+    """``--concurrency`` was ``auto`` (``concurrency`` is what it gave this target): the upstream pass decides anew."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))
@@ -432,6 +434,7 @@ class Settings:
             report_dir=report_dir,
             seed=seed,
             max_duration=max_duration,
+            concurrency=auto_concurrency(self.upstream_url, 0.0) if self.concurrency_auto else self.concurrency,
         )
 
 
@@ -528,7 +531,8 @@ def resolve(
     values: dict[str, Any] = {option.name: option.value(given[option.name]) for option in OPTIONS}
     values["api_key"] = _api_key(values, environment)
     values["upstream_api_key"] = _upstream_api_key(values, environment)
-    if values["concurrency"] is None:
+    values["concurrency_auto"] = values["concurrency"] is None
+    if values["concurrency_auto"]:
         values["concurrency"] = auto_concurrency(values["base_url"], values["reference_latency_ms"])
     if values["base_url"] and not values["api_key"]:
         raise ConfigError(

@@ -176,7 +176,8 @@ def test_settings_have_one_field_per_option_and_take_their_defaults_from_the_opt
 
     from modmsg.config import Settings, default_settings, option_default
 
-    derived = {"upstream_api_key"}  # read from the variable upstream_api_key_env names, never given itself
+    derived = {"upstream_api_key", "concurrency_auto"}  # upstream_api_key: read from the variable
+    # upstream_api_key_env names, never given itself; concurrency_auto: whether --concurrency was auto
     assert {f.name for f in fields(Settings)} == {o.name for o in OPTIONS} | derived
     defaults = default_settings()
     by_rule = {"concurrency": 1}  # "auto", resolved by the rule of the next test (the bundled server: 1)
@@ -201,6 +202,21 @@ def test_settings_have_one_field_per_option_and_take_their_defaults_from_the_opt
 )
 def test_concurrency_auto_is_one_against_the_bundled_server_and_more_across_a_wire(given, env, expected):
     assert resolve(given, env, {}).concurrency == expected
+
+
+@pytest.mark.parametrize(("given", "expected"), [("auto", URL_CONCURRENCY), ("1", 1), ("3", 3)])
+def test_the_upstream_pass_decides_auto_concurrency_for_the_upstream(tmp_path, given, expected):
+    """The bundled server as target gets 1 from auto; the upstream, across a wire, gets what auto gives a URL. A
+    number given stays for both."""
+    env = {"UPSTREAM_KEY": "sk-up"}
+    settings = resolve(
+        {"upstream_url": "http://127.0.0.1:9/v1", "upstream_api_key_env": "UPSTREAM_KEY", "concurrency": given},
+        env,
+        {},
+    )
+    assert settings.concurrency == (1 if given == "auto" else expected)
+    upstream = settings.upstream_pass(report_dir=tmp_path, seed=1, max_duration=60.0)
+    assert upstream.base_url == "http://127.0.0.1:9/v1" and upstream.concurrency == expected
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "many", "2.5", "auto8"])
