@@ -124,7 +124,6 @@ def pytest_configure(config: pytest.Config) -> None:
         refuse(str(exc), None)  # refuse makes it inert
     settings, profile = prepared.settings, prepared.profile
     private_hypothesis_home(config)
-    without_local_constants(config)  # a seed draws the same cases however modmsg is installed
     worker_input = getattr(config, "workerinput", None) or {}
     if settings.seed is None:
         # One seed for the whole run (xdist workers get the controller's), recorded in every report, so any run
@@ -176,8 +175,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Once a suite is collected, move what exists now (imported modules, the loaded spec, the collected coverage
     cases: never garbage) out of the collector's reach, so every full collection during the run scans only what
-    the tests allocate. Only in a process that runs modmsg tests."""
+    the tests allocate; and make a seed draw the same cases however modmsg is installed (:mod:`.draws`). Only in a
+    process that runs modmsg tests: another suite's Hypothesis tests in the same environment keep their draws."""
     if any(req_ids(item) for item in session.items):
+        without_local_constants(session.config)
         gc.collect()
         gc.freeze()
 

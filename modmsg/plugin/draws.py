@@ -18,7 +18,8 @@ import pytest
 
 
 def without_local_constants(config: pytest.Config) -> bool:
-    """Make Hypothesis draw without the literals of local modules for this pytest session (restored at its end).
+    """Make Hypothesis draw without the literals of local modules for the rest of this pytest session (restored at
+    its end; the plugin calls it once the session is known to run modmsg tests).
 
     False when this Hypothesis has no such pool (older) or names it otherwise (a newer one): the project's own tests
     (tests/test_generated_streams.py) then fail, so an upgrade cannot silently make draws install-dependent again.
@@ -36,6 +37,13 @@ def without_local_constants(config: pytest.Config) -> bool:
     def no_local_constants() -> Any:
         return empty
 
-    providers._get_local_constants = no_local_constants
-    config.add_cleanup(lambda: setattr(providers, "_get_local_constants", original))
+    def use(function: Any) -> None:
+        providers._get_local_constants = function
+        # Hypothesis caches, per kind of draw, the constants it may pick (local ones included): start afresh.
+        cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+        if cache is not None:
+            cache.clear()
+
+    use(no_local_constants)
+    config.add_cleanup(lambda: use(original))
     return True
