@@ -9,7 +9,7 @@ recording, the thread ledger and the probe's messages. It finds, in any text:
   exactly only;
 * the same in the text's decoded views: JSON escapes (``\\u0073k-…`` in any mix of ``\\uXXXX``, upper or lower
   hex, and ``\\/``), URL encoding (``%XX`` in either case, ``+`` for a space) and HTML numeric character
-  references (``&#115;``, ``&#x73;``);
+  references (``&#115;``, ``&#x73;``), and without NULs (a secret's UTF-16 or UTF-32 bytes read as UTF-8);
 * base64 (standard and URL-safe, padded or not) of any text that contains the secret (the key alone,
   ``Bearer KEY``, ``user:KEY`` as in Basic auth): base64 of a substring shows in the base64 of the whole only as
   one of three alignments, so each secret's three shifted encodings are searched, without their unstable ends.
@@ -164,6 +164,16 @@ def _html_escapes(chars: set[str]) -> tuple[str, Any, str]:
     return f"&#(?:0*(?:{decimal})|[xX]0*(?:{hexadecimal}));", _html_char, "&"
 
 
+def _nul_padding(chars: set[str]) -> tuple[str, Any, str]:
+    """NULs, dropped: a secret's UTF-16 or UTF-32 bytes read as UTF-8 (or Latin-1) are its characters with NULs
+    between them, the way a target that answers in another encoding than it declares echoes it."""
+    return ("\x00+", _dropped, "\x00") if chars else ("", _dropped, "\x00")
+
+
+def _dropped(match: re.Match[str]) -> str:
+    return ""
+
+
 def _html_char(match: re.Match[str]) -> str:
     number = match.group()[2:-1]
     return chr(int(number[1:], 16) if number[:1] in "xX" else int(number))
@@ -184,8 +194,8 @@ def _url_char(match: re.Match[str]) -> str:
 
 
 class Redactor:
-    """Finds every configured secret in text (exact, fragment, JSON-escaped, URL-encoded, base64) and replaces
-    it; immutable once made. Its repr names no secret."""
+    """Finds every configured secret in text (exact, fragment, JSON-escaped, URL-encoded, HTML references, base64,
+    NUL-padded) and replaces it; immutable once made. Its repr names no secret."""
 
     def __init__(
         self,
@@ -224,7 +234,12 @@ class Redactor:
         # those are decoded.
         self._views = tuple(
             (re.compile(pattern), convert, marker)
-            for pattern, convert, marker in (_json_escapes(chars), _url_escapes(chars), _html_escapes(chars))
+            for pattern, convert, marker in (
+                _json_escapes(chars),
+                _url_escapes(chars),
+                _html_escapes(chars),
+                _nul_padding(chars),
+            )
             if pattern
         )
 

@@ -71,6 +71,12 @@ def _echoes(value: str) -> str:
     return " | ".join(forms)
 
 
+def _wide(value: str) -> str:
+    """``value`` as UTF-16 (both byte orders) and UTF-32 bytes, which a body read as UTF-8 shows as the value's
+    characters with NULs between them (a target that answers in another encoding than it says)."""
+    return " | ".join(value.encode(codec).decode("latin-1") for codec in ("utf-16-le", "utf-16-be", "utf-32-le"))
+
+
 ECHOES = _echoes(KEY) + " | " + _echoes(SECRET)
 JSON_CONTROLS = json.dumps(CONTROLS)[1:-1]
 
@@ -116,7 +122,8 @@ class Hostile(BaseHTTPRequestHandler):
             body = json.dumps(_message(parts[1]))[:-1] + f', "debug": "{ECHOES} {JSON_CONTROLS}"}}'
             self.send(200, "OK", "application/json", body)
         elif method == "GET" and shape[0] == 3:  # listMessages: a gateway page, the key in its reason phrase
-            self.send(502, f"Bad Gateway {KEY} {CONTROLS[:-8]}", "text/html", f"<html>{ECHOES} {CONTROLS}</html>")
+            page = f"<html>{ECHOES} {_wide(KEY)} {_wide(SECRET)} {CONTROLS}</html>"
+            self.send(502, f"Bad Gateway {KEY} {CONTROLS[:-8]}", "text/html", page)
         else:  # the probe, getThread, deleteThread: errors (so the ledger keeps its lines)
             status = 500 if method == "DELETE" else 404
             body = f'{{"error": {{"message": "no such thing: {ECHOES} {JSON_CONTROLS}", "type": "x", "code": null}}}}'
@@ -226,7 +233,9 @@ NEEDLES = {"the key": _needles(KEY), "the secret header": _needles(SECRET)}
 
 def _views(text: str) -> list[str]:
     unescaped = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text).replace("\\/", "/")
-    return [text, unescaped, urllib.parse.unquote(text), urllib.parse.unquote_plus(text)]
+    views = [text, unescaped, urllib.parse.unquote(text), urllib.parse.unquote_plus(text)]
+    # UTF-16/32 of the value read as UTF-8: its characters with NULs between them, raw or shown as \x00 or \u0000
+    return views + [view.replace("\x00", "").replace("\\x00", "") for view in views]
 
 
 def leaks(where: str, text: str) -> list[str]:
@@ -302,6 +311,11 @@ def redactor() -> Redactor:
         pytest.param("".join(f"%{b:02x}" for b in KEY.encode()), id="percent-lower-every-char"),
         pytest.param(urllib.parse.quote_plus(f"Bearer {SECRET}"), id="form-encoded"),
         pytest.param("".join(f"&#{ord(c)};" if i % 2 else f"&#X{ord(c):04x};" for i, c in enumerate(KEY)), id="html"),
+        *(
+            pytest.param(value.encode(codec).decode("utf-8", "replace"), id=f"{codec}-read-as-utf8")
+            for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16")
+            for value in (KEY, SECRET[:20])
+        ),
         *(
             pytest.param(encoding(f"{before}{value}{after}".encode()).decode().rstrip(strip), id=f"b64-{n}-{m}-{s}")
             for n, (before, after) in enumerate([("", ""), ("Bearer ", ""), ("user:", ""), (":", ""), ("", ":")])
