@@ -278,11 +278,18 @@ def test_a_hostile_target_gets_no_secret_into_any_output(tmp_path: Path, hostile
     assert any(f"-H 'Authorization: Bearer {WRONG_KEY}'" in c for c in curls)
 
 
-def test_tracebacks_and_locals_show_no_secret_and_no_terminal_control(tmp_path: Path, hostile: str) -> None:
-    done, artefacts = _run(tmp_path, hostile, "-v", "--tb=long", "--showlocals")
+def test_tracebacks_locals_and_logs_show_no_secret_and_no_terminal_control(tmp_path: Path, hostile: str) -> None:
+    """Also with every log record shown live and written to a file: urllib3 logs each request line (the hostile
+    ids carry 120 characters of the key), and neither goes through a report."""
+    log_file = tmp_path / "debug.log"
+    done, artefacts = _run(
+        tmp_path, hostile, "-v", "--tb=long", "--showlocals", "--log-cli-level=DEBUG", "--log-file", str(log_file),
+        "--log-file-level=DEBUG",
+    )  # fmt: skip
     assert done.exit_code == 1, done.output[-3000:]
     assert "Traceback" in done.output or "def test_" in done.output  # tracebacks were printed
-    assert _all_leaks(done, [p for p in artefacts if p.exists()]) == []
+    assert "connectionpool" in done.output and "connectionpool" in log_file.read_text("utf-8")  # urllib3 logged
+    assert _all_leaks(done, [log_file, *(p for p in artefacts if p.exists())]) == []
     controls = sorted({repr(c) for c in done.output if c in TERMINAL_CONTROLS})
     assert controls == [], controls
     assert "\\x1b[2J" in done.output  # shown, escaped

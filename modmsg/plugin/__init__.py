@@ -38,6 +38,7 @@ from modmsg.plugin.console import quiet_console
 from modmsg.plugin.draws import without_local_constants
 from modmsg.plugin.home import private_hypothesis_home
 from modmsg.plugin.interrupts import console_for_interrupts
+from modmsg.plugin.logs import redacted_log_records
 from modmsg.plugin.outcomes import clean_report, record_for
 from modmsg.plugin.prepare import (
     SETUP_ERRORS,
@@ -139,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     state.run_id = worker_input.get("modmsg_run_id") or prepared.run_id  # xdist: one run id for the whole run
     config.stash[STATE] = state
+    redacted_log_records(config, state.redact)  # live log lines and --log-file never reach a report's cleaning
     console_for_interrupts(config, state.interrupts)
     if not is_worker(config):  # xdist workers only forward their reports
         config.pluginmanager.register(Collector(state), "modmsg-collector")
