@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,17 +72,43 @@ class Throttle:
         return delay
 
 
+MAX_COOKIES = 50
+"""Cookies a run keeps from its target (RFC 6265 section 6.1 asks a client for at least 50 per domain); a new one
+past that is refused, so a target that sets a fresh cookie on every answer cannot make every request carry them
+all (each request's Cookie header, and the time to build it, would grow with the run)."""
+MAX_COOKIE_BYTES = 4096
+"""A cookie's name and value together, at most (RFC 6265 section 6.1's minimum a client supports); longer: refused."""
+
+
+class BoundedCookies(DefaultCookiePolicy):
+    """Accepts cookies as usual, but at most ``MAX_COOKIES`` of them (replacing one already kept is always fine),
+    each of at most ``MAX_COOKIE_BYTES``."""
+
+    def __init__(self, jar: CookieJar) -> None:
+        super().__init__()
+        self.jar = jar
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        if len(cookie.name) + len(cookie.value or "") > MAX_COOKIE_BYTES:
+            return False
+        kept = {(c.domain, c.path, c.name) for c in self.jar}
+        if len(kept) >= MAX_COOKIES and (cookie.domain, cookie.path, cookie.name) not in kept:
+            return False
+        return bool(super().set_ok(cookie, request))
+
+
 class WireSession(requests.Session):
     """The suite's ``requests.Session``: client-side throttle, bounded exchanges, gateway pages turned into failures.
 
     Every exchange is bounded (see :mod:`modmsg.wire`): a numeric ``timeout`` is the deadline of the whole exchange
     (connect, send, the complete answer), at most ``max_response_size`` bytes of a body are read after
     decompression, redirects are never followed, and the response's ``.json()`` refuses JSON nested deeper than
-    :data:`modmsg.wire.MAX_JSON_DEPTH`.
+    :data:`modmsg.wire.MAX_JSON_DEPTH`. Cookies are kept as a client keeps them, up to :class:`BoundedCookies`.
     """
 
     def __init__(self, throttle: Throttle | None = None, max_response_size: int | None = None) -> None:
         super().__init__()
+        self.cookies.set_policy(BoundedCookies(self.cookies))
         self.throttle = throttle
         self.max_response_size = max_response_size
         self.watchdog = Watchdog()

@@ -377,3 +377,53 @@ def test_end_to_end_a_dropped_input_is_a_finding_of_mm_err_08_not_an_error(runs)
         for test in req["tests"]
     ]
     assert any("the target drops this input" in text for text in received), _reasons(run)
+
+
+# ------------------------------------------------------------------------------------------------ cookies
+
+
+def test_a_target_setting_a_new_cookie_on_every_answer_cannot_grow_every_request():
+    """A target that sets a fresh cookie on every answer (and one too large to keep): the session keeps at most
+    MAX_COOKIES, so the Cookie header it sends stops growing; a cookie it keeps is still updated (sticky sessions
+    of a gateway keep working)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from modmsg.session import MAX_COOKIE_BYTES, MAX_COOKIES, WireSession
+
+    received: list[str] = []
+
+    class Cookies(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: without it each answer stalls ~40 ms
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            received.append(self.headers.get("Cookie") or "")
+            n = len(received)
+            self.send_response(200)
+            self.send_header("Set-Cookie", f"fresh{n}=v{n}; Path=/")
+            self.send_header("Set-Cookie", f"sticky=s{n}; Path=/")
+            self.send_header("Set-Cookie", f"huge={'x' * MAX_COOKIE_BYTES}; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Cookies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = WireSession()
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/x"
+        for _ in range(3 * MAX_COOKIES):
+            assert session.get(url, timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    sent = [header.split("; ") if header else [] for header in received]
+    assert max(len(cookies) for cookies in sent) == MAX_COOKIES
+    assert all(len(cookies) <= MAX_COOKIES for cookies in sent)
+    assert not any(c.startswith("huge=") for cookies in sent for c in cookies)
+    assert f"sticky=s{len(received) - 1}" in sent[-1]  # the last answer's value, kept past the cap
+    assert len(session.cookies) == MAX_COOKIES
