@@ -165,9 +165,10 @@ def _html_escapes(chars: set[str]) -> tuple[str, Any, str]:
 
 
 def _nul_padding(chars: set[str]) -> tuple[str, Any, str]:
-    """NULs, dropped: a secret's UTF-16 or UTF-32 bytes read as UTF-8 (or Latin-1) are its characters with NULs
-    between them, the way a target that answers in another encoding than it declares echoes it."""
-    return ("\x00+", _dropped, "\x00") if chars else ("", _dropped, "\x00")
+    """NULs, dropped, raw or as shown by ``repr`` (``\\x00``), JSON (``\\u0000``) or a URL (``%00``): a secret's
+    UTF-16 or UTF-32 bytes read as UTF-8 (or Latin-1) are its characters with NULs between them, the way a target
+    that answers in another encoding than it declares echoes it."""
+    return (r"(?:\x00|\\x00|\\u0000|%00)+", _dropped, "\x00\\%") if chars else ("", _dropped, "\x00")
 
 
 def _dropped(match: re.Match[str]) -> str:

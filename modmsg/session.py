@@ -78,21 +78,29 @@ past that is refused, so a target that sets a fresh cookie on every answer canno
 all (each request's Cookie header, and the time to build it, would grow with the run)."""
 MAX_COOKIE_BYTES = 4096
 """A cookie's name and value together, at most (RFC 6265 section 6.1's minimum a client supports); longer: refused."""
+MAX_COOKIES_BYTES = 8192
+"""All kept cookies' names and values together, at most: the Cookie header stays within what servers accept."""
+
+
+def _size(cookie: Cookie) -> int:
+    return len(cookie.name) + len(cookie.value or "")
 
 
 class BoundedCookies(DefaultCookiePolicy):
-    """Accepts cookies as usual, but at most ``MAX_COOKIES`` of them (replacing one already kept is always fine),
-    each of at most ``MAX_COOKIE_BYTES``."""
+    """Accepts cookies as usual, but at most ``MAX_COOKIES`` unexpired ones, of at most ``MAX_COOKIE_BYTES`` each and
+    ``MAX_COOKIES_BYTES`` together (a cookie replacing one already kept counts instead of it)."""
 
     def __init__(self, jar: CookieJar) -> None:
         super().__init__()
         self.jar = jar
 
     def set_ok(self, cookie: Cookie, request: Any) -> bool:
-        if len(cookie.name) + len(cookie.value or "") > MAX_COOKIE_BYTES:
+        if _size(cookie) > MAX_COOKIE_BYTES:
             return False
-        kept = {(c.domain, c.path, c.name) for c in self.jar}
-        if len(kept) >= MAX_COOKIES and (cookie.domain, cookie.path, cookie.name) not in kept:
+        self.jar.clear_expired_cookies()  # requests never purges the session's jar: expired ones would fill it
+        key = (cookie.domain, cookie.path, cookie.name)
+        others = [c for c in self.jar if (c.domain, c.path, c.name) != key]
+        if len(others) >= MAX_COOKIES or sum(map(_size, others)) + _size(cookie) > MAX_COOKIES_BYTES:
             return False
         return bool(super().set_ok(cookie, request))
 

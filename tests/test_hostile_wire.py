@@ -427,3 +427,23 @@ def test_a_target_setting_a_new_cookie_on_every_answer_cannot_grow_every_request
     assert not any(c.startswith("huge=") for cookies in sent for c in cookies)
     assert f"sticky=s{len(received) - 1}" in sent[-1]  # the last answer's value, kept past the cap
     assert len(session.cookies) == MAX_COOKIES
+
+
+def test_expired_cookies_do_not_fill_the_jar_and_all_cookies_together_stay_small():
+    from requests.cookies import MockRequest, create_cookie
+
+    from modmsg.session import MAX_COOKIE_BYTES, MAX_COOKIES, MAX_COOKIES_BYTES, WireSession
+
+    session = WireSession()
+    jar = session.cookies
+    request = MockRequest(requests.Request("GET", "http://127.0.0.1/v1/x").prepare())
+    for n in range(MAX_COOKIES):  # a full jar of cookies that have since expired
+        jar.set_cookie(create_cookie(f"old{n}", "v", domain="127.0.0.1", path="/", expires=int(time.time()) - 60))
+    fresh = create_cookie("fresh", "v", domain="127.0.0.1", path="/")
+    assert jar._policy.set_ok(fresh, request)  # type: ignore[attr-defined]
+    jar.clear()
+    big = "x" * (MAX_COOKIE_BYTES - 10)
+    jar.set_cookie(create_cookie("a", big, domain="127.0.0.1", path="/"))
+    jar.set_cookie(create_cookie("b", "x" * (MAX_COOKIES_BYTES - len(big) - 10), domain="127.0.0.1", path="/"))
+    assert not jar._policy.set_ok(create_cookie("c", "x" * 20, domain="127.0.0.1", path="/"), request)  # type: ignore[attr-defined]
+    assert jar._policy.set_ok(create_cookie("a", "replaced", domain="127.0.0.1", path="/"), request)  # type: ignore[attr-defined]

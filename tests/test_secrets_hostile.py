@@ -323,6 +323,10 @@ def redactor() -> Redactor:
             for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16")
             for value in (KEY, SECRET[:20])
         ),
+        # the same, once shown: by repr (\x00), in JSON (\u0000), URL-encoded (%00)
+        pytest.param(repr(KEY.encode("utf-16-le").decode("latin-1"))[1:-1], id="utf-16-repr"),
+        pytest.param(json.dumps(KEY.encode("utf-32-be").decode("latin-1"))[1:-1], id="utf-32-json"),
+        pytest.param(urllib.parse.quote(KEY.encode("utf-16-le")), id="utf-16-percent"),
         *(
             pytest.param(encoding(f"{before}{value}{after}".encode()).decode().rstrip(strip), id=f"b64-{n}-{m}-{s}")
             for n, (before, after) in enumerate([("", ""), ("Bearer ", ""), ("user:", ""), (":", ""), ("", ":")])
@@ -338,6 +342,52 @@ def test_every_form_of_a_secret_is_redacted(redactor: Redactor, form: str) -> No
     assert REDACTED in redacted
     assert leaks("text", redacted) == []
     assert redacted.startswith('{"message": "before ') and redacted.endswith(' after"}')
+
+
+def test_log_records_show_no_secret_in_message_traceback_or_stack(redactor: Redactor) -> None:
+    """Every record made while a run's factory is installed: its message (also one whose arguments do not format),
+    the traceback a handler prints and the stack, redacted; and the factory is gone once the session ends."""
+    import io
+    import logging
+    import sys
+
+    from modmsg.plugin.logs import redacted_log_records
+
+    class Config:
+        cleanups: list = []
+
+        def add_cleanup(self, function):
+            self.cleanups.append(function)
+
+    before = logging.getLogRecordFactory()
+    config = Config()
+    redacted_log_records(config, redactor.text)  # type: ignore[arg-type]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("modmsg.test.hostile")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("echo %s \x1b[2J", KEY)
+        logger.warning("bad %d format %s", KEY)
+        try:
+            raise ValueError(f"unparsed data: 'Echo {KEY}'")
+        except ValueError:
+            logger.warning("failed to parse headers", exc_info=True)
+        logger.warning("here %s", "we are", stack_info=True)
+        frame_with_key = KEY  # noqa: F841 - a local the stack does not show, but its line might
+        logger.warning(f"stack of {KEY}", stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+        for cleanup in config.cleanups:
+            cleanup()
+    shown = stream.getvalue()
+    assert "failed to parse headers" in shown and "Traceback" in shown and "ValueError" in shown
+    assert "\x1b" not in shown and "\\x1b" in shown  # made inert
+    assert leaks("log", shown) == [], shown[-2000:]
+    assert logging.getLogRecordFactory() is before
+    assert sys.exc_info() == (None, None, None)
 
 
 def test_text_without_secrets_and_the_wrong_key_are_left_alone(redactor: Redactor) -> None:

@@ -18,22 +18,39 @@ import pytest
 
 from modmsg.redaction import inert
 
+WITHHELD = "[modmsg: log message withheld: it could not be redacted]"
+
 
 def redacted_log_records(config: pytest.Config, redact: Callable[[str], str]) -> None:
-    """Until the session ends, make every log record's message ``inert(redact(message))``; ``redact`` is looked up
-    per record, so a redactor that learns a key later (the bundled server's) applies from then on."""
+    """Until the session ends, make every log record's message, traceback and stack ``inert(redact(...))``;
+    ``redact`` is looked up per record, so a redactor that learns a key later (the bundled server's) applies from
+    then on."""
     previous = logging.getLogRecordFactory()
+
+    def clean(text: str) -> str:
+        try:
+            return inert(redact(text))
+        except Exception:  # never break the code that logs; never let unredacted text through either
+            return WITHHELD
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         try:
             message = record.getMessage()
-        except Exception:  # a record whose arguments do not format is left for its handler to report
-            return record
-        cleaned = inert(redact(message))
-        if cleaned != message:
+        except Exception:  # arguments that do not format: the handler would print msg and args raw
+            message = f"{record.msg!r} % {record.args!r}"
+        cleaned = clean(message)
+        if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
+        if record.exc_info:  # formatters reuse exc_text when it is set: the traceback they print is this one
+            record.exc_text = clean(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = clean(record.stack_info)
         return record
 
+    def restore() -> None:
+        if logging.getLogRecordFactory() is factory:
+            logging.setLogRecordFactory(previous)
+
     logging.setLogRecordFactory(factory)
-    config.add_cleanup(lambda: logging.setLogRecordFactory(previous))
+    config.add_cleanup(restore)
