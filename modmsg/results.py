@@ -222,9 +222,13 @@ class RunMeta:
     ("MODMSG_API_KEY", "the API key (sent as Authorization: Bearer …)"): to be said once in every report."""
     upstream: str | None = None
     """The upstream the run also judged (``--upstream-url``, credentials redacted); only then written."""
+    draws_with: tuple[tuple[str, str], ...] = ()
+    """(name, version) of what decides the cases a seed draws besides the suite and the spec: Python, Hypothesis,
+    Schemathesis. A replay with other versions may draw other cases. Empty in results written before it existed."""
 
     def as_dict(self) -> dict[str, Any]:
         upstream = {} if self.upstream is None else {"upstream": self.upstream}
+        draws_with = {"draws_with": dict(self.draws_with)} if self.draws_with else {}
         return {
             "suite_version": self.suite_version,
             "spec_version": self.spec_version,
@@ -243,6 +247,7 @@ class RunMeta:
             "stopped": self.stopped,
             "interrupted": self.interrupted,
             "variables": [{"variable": name, "meaning": meaning} for name, meaning in self.variables],
+            **draws_with,
             **upstream,
         }
 
@@ -335,6 +340,7 @@ class RunResult:
         meta = dict(data["meta"])
         meta["selection"] = tuple(meta.get("selection", ()))
         meta["variables"] = tuple((v["variable"], v["meaning"]) for v in meta.get("variables", ()))
+        meta["draws_with"] = tuple((meta.get("draws_with") or {}).items())
         return cls(
             meta=RunMeta(**meta),
             requirements=tuple(RequirementResult.from_dict(r) for r in data["requirements"]),

@@ -15,6 +15,7 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -451,6 +452,14 @@ def test_summary_lists_failures_and_counts(tmp_path: Path, mixed: RunResult) -> 
     assert [line.split()[3] for line in listed] == [r.id for r in bad]
     rendered = MarkdownIt("commonmark").enable("table").render(summary)
     assert "<a " not in rendered and "<table>" in rendered
+
+
+def test_summary_says_with_what_the_replay_draws_the_same_cases(mixed: RunResult) -> None:
+    drawn = replace(mixed, meta=replace(mixed.meta, draws_with=(("python", "3.11.7"), ("hypothesis", "6.170.17"))))
+    line = next(line for line in render_summary(drawn).splitlines() if line.startswith("- Replay: "))
+    assert line.endswith(" (draws the same cases with Python 3.11.7, Hypothesis 6.170.17)")
+    older = replace(mixed, meta=replace(mixed.meta, draws_with=()))  # results written before the field existed
+    assert "draws the same cases" not in render_summary(older)
 
 
 def test_summary_neutralises_markdown_and_html_from_the_target(catalogue: Catalogue) -> None:

@@ -25,7 +25,7 @@ SCHEMA = json.loads((REPO_DIR / "docs" / "results.schema.json").read_text(encodi
 
 # Written by every run, but optional in the schema so that a results.json written before the field existed
 # (same format, modmsg-results/2) still validates for `modmsg report` and --baseline.
-OPTIONAL_FOR_OLDER_FILES = {("meta", "variables"), ("(root)", "comparison")}
+OPTIONAL_FOR_OLDER_FILES = {("meta", "variables"), ("meta", "draws_with"), ("(root)", "comparison")}
 # Written only by a run with --upstream-url: a run without one writes exactly what it wrote before.
 ONLY_WITH_AN_UPSTREAM = {("meta", "upstream"), ("requirement", "attribution"), ("requirement", "upstream")}
 
@@ -57,6 +57,7 @@ META = RunMeta(
     finished="2026-01-01T00:00:01Z",
     duration=1.0,
     upstream="http://127.0.0.1:1/v1",
+    draws_with=(("python", "3.11.7"), ("hypothesis", "6.170.17"), ("schemathesis", "4.32.5")),
 )
 CLAIM = Claim(level="MUST+SHOULD", complete=True, waivers=0, text="conformant")
 COMPARISON = Comparison(baseline="b", regressions=(), fixes=(), unchanged_failures=())
@@ -116,3 +117,24 @@ def test_a_run_without_an_upstream_writes_no_attribution_and_validates():
     Draft202012Validator(SCHEMA).validate(written)
     assert RunResult.from_dict(written) == plain
     assert RunResult.from_dict(RUN.as_dict()) == RUN
+
+
+def test_a_run_records_what_decides_its_draws_and_older_results_still_load(tmp_path):
+    """A replay draws the same cases only with the same Python, Hypothesis and Schemathesis: every run says which
+    it used (results.json and summary.md); results written before that field existed still load and validate."""
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from modmsg.plugin.draws import draw_versions
+
+    versions = dict(draw_versions())
+    assert set(versions) == {"python", "hypothesis", "schemathesis"} and all(versions.values())
+    written = RUN.as_dict()
+    assert written["meta"]["draws_with"] == dict(META.draws_with)
+    assert RunResult.from_dict(json.loads(json.dumps(written))).meta.draws_with == META.draws_with
+    older = json.loads(json.dumps(written))
+    del older["meta"]["draws_with"]
+    Draft202012Validator(SCHEMA).validate(older)
+    assert RunResult.from_dict(older).meta.draws_with == ()
+    assert "draws_with" not in RunResult.from_dict(older).as_dict()["meta"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from modmsg import __version__
+from modmsg.plugin.draws import draw_versions
 from modmsg.plugin.prepare import clear_reports
 from modmsg.plugin.state import RunState
 from modmsg.plugin.upstream import UpstreamPass, attributed, run_pass
@@ -176,6 +177,7 @@ def build_result(state: RunState, stopped: str | None = None, interrupted: bool 
         stopped=stopped,
         interrupted=interrupted,
         variables=state.redactor.variables if state.redactor is not None else (),
+        draws_with=draw_versions(),
     )
     run = rollup(
         state.catalogue,

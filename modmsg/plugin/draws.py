@@ -12,9 +12,23 @@ Hypothesis' own built-in constants (boundary numbers, tricky strings) stay.
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import pytest
+
+
+def draw_versions() -> tuple[tuple[str, str], ...]:
+    """What, besides modmsg and the spec, decides the cases a seed draws (a run's results record it): the Python
+    (its Unicode tables), Hypothesis (its engine) and Schemathesis (its strategies)."""
+    found = [("python", platform.python_version())]
+    for package in ("hypothesis", "schemathesis"):
+        try:
+            found.append((package, version(package)))
+        except PackageNotFoundError:
+            found.append((package, "unknown"))
+    return tuple(found)
 
 
 def without_local_constants(config: pytest.Config) -> bool:

@@ -63,6 +63,12 @@ def product(run: RunResult) -> str:
     return " ".join(part for part in (meta.product, meta.product_version) if part)
 
 
+def draws_with(run: RunResult) -> str:
+    """``Python 3.11.7, Hypothesis 6.170.17, Schemathesis 4.32.5``: what a replay needs to draw the same cases."""
+    names = {"python": "Python", "hypothesis": "Hypothesis", "schemathesis": "Schemathesis"}
+    return ", ".join(f"{names.get(name, name)} {version}" for name, version in run.meta.draws_with)
+
+
 def replay(run: RunResult) -> str:
     """The command that replays this run: same target, profile, seed, examples and selection (no secrets: the
     target is stored redacted, and the key comes from the environment as before)."""
