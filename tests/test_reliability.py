@@ -729,3 +729,47 @@ def test_a_sigterm_deferred_while_a_pool_thread_creates_stops_the_run_as_sigterm
         for sig, handler in before.items():
             signal.signal(sig, handler)
     assert interrupts.received == "SIGTERM"
+
+
+def test_a_signal_a_pool_thread_forwards_wakes_the_main_thread_from_a_blocking_wait():
+    """The main thread waits on a pool thread's future (a lock) while another pool thread, mid-creation, holds back
+    a SIGTERM: once that creation is recorded the main thread is interrupted at once, not when its wait ends (a
+    request that may take a whole --request-timeout). A watchdog ends the wait after 30 s otherwise, and says so."""
+    interrupts = Interrupts()
+    entered, release, interrupted = threading.Event(), threading.Event(), threading.Event()
+    waited_on = threading.Lock()
+    waited_on.acquire()  # what the main thread waits for: nothing releases it but the watchdog
+    released_by_watchdog: list[bool] = []
+
+    def create() -> None:
+        with interrupts.deferred():
+            entered.set()
+            release.wait(10)
+
+    def watchdog() -> None:
+        if not interrupted.wait(30):
+            released_by_watchdog.append(True)
+            waited_on.release()
+
+    before = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
+    worker, guard = threading.Thread(target=create), threading.Thread(target=watchdog)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"), interrupts.installed():
+            worker.start()
+            guard.start()
+            assert entered.wait(10)
+            interrupts.handler(signal.SIGTERM, None)  # delivered to the main thread mid-creation: deferred
+            release.set()  # the creation ends and forwards the signal
+            try:
+                waited_on.acquire()  # blocks like Future.result(); only a real signal interrupts it
+            finally:
+                interrupted.set()
+    finally:
+        release.set()
+        interrupted.set()
+        worker.join(10)
+        guard.join(40)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert released_by_watchdog == [], "the main thread slept through the forwarded signal until its wait ended"
+    assert interrupts.received == "SIGTERM"

@@ -14,6 +14,20 @@ from typing import Any
 import pytest
 
 
+def wake_main_thread(signum: signal.Signals) -> None:
+    """Hand ``signum`` to the main thread as a real signal (``pthread_kill``), so a wait it is blocked in (a pool
+    thread's future, a lock) is interrupted at once and its handler runs: ``_thread.interrupt_main`` only sets a
+    flag the main thread sees once that wait ends, which can be a whole --request-timeout later. Where there is
+    no ``pthread_kill``, or no Python handler would take the signal (ignored, or the default action that would
+    kill the process), ``interrupt_main`` as before."""
+    main = threading.main_thread().ident
+    handled = callable(signal.getsignal(signum))
+    if hasattr(signal, "pthread_kill") and main is not None and handled:
+        signal.pthread_kill(main, signum)
+    else:
+        _thread.interrupt_main(signum)
+
+
 class Interrupts:
     """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
     thread is being created so that its id always reaches the cleanup list and the ledger.
@@ -93,7 +107,7 @@ class Interrupts:
             raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
         with self._lock:
             self._forwarded = pending
-        _thread.interrupt_main(signal.SIGINT)
+        wake_main_thread(signal.SIGINT)
 
     def _leave(self) -> str | None:
         """Leave a critical block; the deferred signal's name once the last block is left."""
