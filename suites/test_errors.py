@@ -13,6 +13,7 @@ from modmsg.failures import CrossThreadAccess, MissingResourceAccepted
 from modmsg.plugin.ahead import message_fixture
 from modmsg.scenarios import OPENAI_ONLY, SCENARIOS, Context, Scenario, unknown_id
 from modmsg.strategies import TRICKY_PAIRS
+from modmsg.waiting import mapped
 
 SEED = {"before": "seeded"}
 WRONG_KEY = "sk-modmsg-wrong-" + "x" * 32
@@ -113,7 +114,7 @@ def answered(request, api, threads, transport, settings) -> dict[str, tuple]:
 
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="modmsg-scenario")
     try:
-        answers = list(pool.map(answer, scenarios))
+        answers = mapped(pool, answer, scenarios)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C: what is in flight ends, no more
     results = {}

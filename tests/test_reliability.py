@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -43,6 +44,7 @@ from modmsg.reference import Behaviour, ReferenceServer, start_server
 from modmsg.results import Outcome
 from modmsg.session import Throttle
 from modmsg.transport import RateLimitedError, RequestDropped, Transport, TransportError, retry_delay
+from modmsg.waiting import result_of
 from proving.faultproxy import Fault, FaultPlan, FaultProxy, fault_proxy, start_fault_proxy
 
 KEY = "sk-modmsg-reliability-5ecret-0123456789"
@@ -702,8 +704,8 @@ def test_sweep_without_a_ledger_or_a_target_says_so_in_one_line(tmp_path, monkey
 
 
 def test_a_sigterm_deferred_while_a_pool_thread_creates_stops_the_run_as_sigterm():
-    """--concurrency creates threads on pool threads: a signal deferred there reaches the main thread as a SIGINT
-    (the only one Python can forward), but the run still says which signal stopped it."""
+    """--concurrency creates threads on pool threads: a signal deferred there is handed to the main thread (as the
+    first signal the run handles), and the run still says which signal stopped it."""
     interrupts = Interrupts()
     entered, release = threading.Event(), threading.Event()
 
@@ -713,6 +715,7 @@ def test_a_sigterm_deferred_while_a_pool_thread_creates_stops_the_run_as_sigterm
             release.wait(10)
 
     before = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also when run as a background job
     worker = threading.Thread(target=create)
     try:
         with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"), interrupts.installed():
@@ -731,15 +734,18 @@ def test_a_sigterm_deferred_while_a_pool_thread_creates_stops_the_run_as_sigterm
     assert interrupts.received == "SIGTERM"
 
 
-def test_a_signal_a_pool_thread_forwards_wakes_the_main_thread_from_a_blocking_wait():
-    """The main thread waits on a pool thread's future (a lock) while another pool thread, mid-creation, holds back
-    a SIGTERM: once that creation is recorded the main thread is interrupted at once, not when its wait ends (a
-    request that may take a whole --request-timeout). A watchdog ends the wait after 30 s otherwise, and says so."""
+@pytest.mark.parametrize(
+    "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["in a terminal", "SIGINT ignored (background job)"]
+)
+def test_a_signal_a_pool_thread_held_back_wakes_the_main_thread_waiting_on_the_pool(sigint):
+    """The main thread waits on a pool thread's future (as for a slow request) while another pool thread, mid-
+    creation, holds back a SIGTERM: once that creation is recorded the main thread stops, without waiting for the
+    future (a request that may take a whole --request-timeout). Also when SIGINT is ignored, as in a background
+    job: then the SIGTERM the run handles carries it. A watchdog completes the future after 30 s, and says so."""
     interrupts = Interrupts()
     entered, release, interrupted = threading.Event(), threading.Event(), threading.Event()
-    waited_on = threading.Lock()
-    waited_on.acquire()  # what the main thread waits for: nothing releases it but the watchdog
-    released_by_watchdog: list[bool] = []
+    slow: Future[None] = Future()
+    completed_by_watchdog: list[bool] = []
 
     def create() -> None:
         with interrupts.deferred():
@@ -748,10 +754,12 @@ def test_a_signal_a_pool_thread_forwards_wakes_the_main_thread_from_a_blocking_w
 
     def watchdog() -> None:
         if not interrupted.wait(30):
-            released_by_watchdog.append(True)
-            waited_on.release()
+            completed_by_watchdog.append(True)
+            slow.set_result(None)
 
     before = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
+    signal.signal(signal.SIGINT, sigint)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker, guard = threading.Thread(target=create), threading.Thread(target=watchdog)
     try:
         with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"), interrupts.installed():
@@ -759,9 +767,9 @@ def test_a_signal_a_pool_thread_forwards_wakes_the_main_thread_from_a_blocking_w
             guard.start()
             assert entered.wait(10)
             interrupts.handler(signal.SIGTERM, None)  # delivered to the main thread mid-creation: deferred
-            release.set()  # the creation ends and forwards the signal
+            release.set()  # the creation ends and hands the signal over
             try:
-                waited_on.acquire()  # blocks like Future.result(); only a real signal interrupts it
+                result_of(slow)  # how the main thread waits on the pool
             finally:
                 interrupted.set()
     finally:
@@ -771,5 +779,5 @@ def test_a_signal_a_pool_thread_forwards_wakes_the_main_thread_from_a_blocking_w
         guard.join(40)
         for sig, handler in before.items():
             signal.signal(sig, handler)
-    assert released_by_watchdog == [], "the main thread slept through the forwarded signal until its wait ended"
+    assert completed_by_watchdog == [], "the main thread waited for the slow future instead of stopping"
     assert interrupts.received == "SIGTERM"

@@ -38,6 +38,7 @@ from modmsg.evidence import Recorder
 from modmsg.generation.cases import derive_seed
 from modmsg.generation.pool import CASES_PER_LANE, lanes_for
 from modmsg.transport import Transport
+from modmsg.waiting import WAKE, result_of
 
 Result = TypeVar("Result")
 
@@ -120,7 +121,7 @@ class Lanes:
         executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="modmsg-lane")
         try:
             futures: list[Future[Ran[Result]]] = [executor.submit(self._one, work, lane) for lane in range(self.count)]
-            return [_waited(future) for future in futures]
+            return [result_of(future) for future in futures]
         except BaseException:
             self._settle()
             raise
@@ -154,19 +155,6 @@ class Lanes:
                 with self._idle:
                     self._running -= 1
                     self._idle.notify_all()
-
-
-WAKE = 0.2
-"""Seconds between two looks at the signals while the calling thread waits for the lanes: a signal deferred on a
-lane's thread reaches the calling thread as a simulated one (``_thread.interrupt_main``), which wakes no wait."""
-
-
-def _waited(future: Future[Result]) -> Result:
-    while True:
-        try:
-            return future.result(timeout=WAKE)
-        except TimeoutError:
-            continue
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from schemathesis import Case
 
 from modmsg.evidence import Exchange
 from modmsg.transport import RequestDropped
+from modmsg.waiting import result_of
 
 STREAM_LANES = 8
 """The most messages a stream's cases are spread over; also the most cases of a stream in flight at once."""
@@ -111,7 +112,8 @@ class LanePool(Generic[Lane_, Item]):
         pending, self._pending = self._pending, []
         placed: dict[int, Outcome[Item]] = {}
         for offsets, future in pending:
-            for offset, outcome in zip(offsets, future.result(), strict=True):
+            outcomes: list[Outcome[Item]] = result_of(future)
+            for offset, outcome in zip(offsets, outcomes, strict=True):
                 placed[offset] = outcome
         return [placed[offset] for offset in sorted(placed)]
 

@@ -34,6 +34,7 @@ from modmsg.evidence import Exchange
 from modmsg.plugin.threads import ThreadFactory
 from modmsg.recording import sent_for
 from modmsg.transport import Transport
+from modmsg.waiting import result_of
 
 RECIPE = "modmsg_message_recipe"
 """The attribute naming a fixture function as one that hands out a fresh message in the test's ``thread``."""
@@ -241,7 +242,7 @@ class Ahead:
         self._submit_through(number + ahead_for(self.workers))
         future = self._futures[number]
         assert future is not None
-        made = future.result()
+        made = result_of(future)
         self._futures[number] = None  # the unit goes once handed out
         self._made[nodeid] = made
         return made

@@ -19,7 +19,8 @@ def wake_main_thread(signum: signal.Signals) -> None:
     thread's future, a lock) is interrupted at once and its handler runs: ``_thread.interrupt_main`` only sets a
     flag the main thread sees once that wait ends, which can be a whole --request-timeout later. Where there is
     no ``pthread_kill``, or no Python handler would take the signal (ignored, or the default action that would
-    kill the process), ``interrupt_main`` as before."""
+    kill the process), ``interrupt_main`` (which does nothing for an ignored signal: the run then stops at the
+    next test boundary, from ``Interrupts.received``)."""
     main = threading.main_thread().ident
     handled = callable(signal.getsignal(signum))
     if hasattr(signal, "pthread_kill") and main is not None and handled:
@@ -107,7 +108,9 @@ class Interrupts:
             raise KeyboardInterrupt(f"modmsg: stopped by {pending}") from cause
         with self._lock:
             self._forwarded = pending
-        wake_main_thread(signal.SIGINT)
+        # Through a signal this object handles (SIGINT is ignored in a background job): the handler then says which
+        # signal stopped the run, from _forwarded.
+        wake_main_thread(next((s for s in self.SIGNALS if signal.getsignal(s) == self.handler), signal.SIGINT))
 
     def _leave(self) -> str | None:
         """Leave a critical block; the deferred signal's name once the last block is left."""

@@ -14,6 +14,7 @@ from modmsg.ids import SIBLINGS_REQ
 from modmsg.ledger import RUN_TAG, Ledger
 from modmsg.plugin.interrupts import Interrupts
 from modmsg.transport import TransportError
+from modmsg.waiting import mapped
 
 CLEANUP_GIVE_UP = 3
 """Consecutive transport failures after which cleanup stops trying; the ledger keeps the rest for a sweep."""
@@ -108,7 +109,7 @@ class ThreadFactory:
         api = AssistantsApi(self.api.transport.final())  # deleted also once --max-duration is spent
         failures = _Failures()
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(todo) or 1))) as pool:
-            deleted = list(pool.map(lambda thread_id: self._delete(api, thread_id, failures), todo))
+            deleted = mapped(pool, lambda thread_id: self._delete(api, thread_id, failures), todo)
         return tuple(thread_id for thread_id, done in zip(todo, deleted, strict=True) if not done)
 
     def _delete(self, api: AssistantsApi, thread_id: str, failures: _Failures) -> bool:

@@ -50,7 +50,7 @@ def render_summary(run: RunResult) -> str:
         f"- Started {_code(meta.started)}, took {meta.duration:.1f} s"
         + (f", stopped before the end: {escape(meta.stopped)}" if meta.stopped else ""),
         f"- Replay: {_code(view.replay(run), 400)}"
-        + (f" (draws the same cases with {view.draws_with(run)})" if run.meta.draws_with else ""),
+        + (f" (draws the same cases with {escape(view.draws_with(run), 200)})" if run.meta.draws_with else ""),
         "",
         "| Level | " + " | ".join(f"{view.SYMBOLS[s]} {s}" for s in states) + " | Total |",
         "|---|" + "---:|" * (len(states) + 1),
