@@ -168,6 +168,7 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]
         "plain": start_server(KEY),
         "rate_limited": start_server(KEY, Behaviour(rate_limit=50)),
         "slow": start_server(KEY, Behaviour(rate_limit=5)),
+        "killed": start_server(KEY),  # the SIGKILL run's alone: when it is idle, the killed run's requests are over
     }
     plain = servers["plain"].base_url
     proxies = {
@@ -203,7 +204,7 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]
         "dying": launch("dying", root, "--base-url", proxies["dying"].base_url),
         "sigint": launch("sigint", root, "--base-url", plain),
         "sigterm": launch("sigterm", root, "--base-url", plain),
-        "sigkill": launch("sigkill", root, "--base-url", plain),
+        "sigkill": launch("sigkill", root, "--base-url", servers["killed"].base_url),
     }
     watchers = [
         signal_midway(runs["sigint"], signal.SIGINT),
@@ -567,7 +568,9 @@ def test_sweep_deletes_what_a_killed_run_left_behind(background: Background, mon
     killed = run.wait()
     assert killed.exit_code == -signal.SIGKILL
     run_id = run.signalled["run_id"]
-    server = background.servers["plain"]
+    server = background.servers["killed"]
+    # the creations the killed run had in flight may still be being answered: count what they leave once they are
+    assert server.wait_until_idle(30), "the server still answers requests of a run that is over"
     leftovers = {thread for thread, tag in run_ids_on(server).items() if tag == run_id}
     assert leftovers, "SIGKILL cannot be caught, so the killed run must have left threads behind"
     # SIGKILL cannot be deferred: a thread whose creation was in flight can exist on the target without its id ever

@@ -66,6 +66,17 @@ class ReferenceServer:
         """Ids of the threads currently in the store (test-only helper, e.g. for cleanup checks)."""
         return self.app.state.store.thread_ids()
 
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered and no connection is open (test-only helper: a client killed
+        mid-request leaves requests the server still completes); False if that takes longer than ``timeout``."""
+        state = self._server.server_state
+        deadline = time.monotonic() + timeout
+        while state.tasks or state.connections:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL_SECONDS)
+        return True
+
     def stop(self, timeout: float = 10.0, *, wait: bool = True) -> None:
         """Shut down gracefully; force it if in-flight requests do not finish within ``timeout``. ``wait=False``
         only starts the shutdown (uvicorn notices within a tenth of a second, then lets connections close for
