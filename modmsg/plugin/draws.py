@@ -1,7 +1,8 @@
-"""What a seed draws depends on the seed, the spec, the options and the versions of modmsg, Schemathesis and
-Hypothesis: never on where modmsg is installed or which other modules the process imported.
+"""What a seed draws depends on the seed, the spec, the options and the versions of Python, modmsg, Schemathesis
+and Hypothesis (:func:`draw_versions`, recorded in every run's results): never on where modmsg is installed or
+which other modules the process imported.
 
-Hypothesis (6.13x and later) mixes into its draws the literals of every *local* module loaded when it draws:
+Hypothesis (since spring 2025) mixes into its draws the literals of every *local* module loaded when it draws:
 any module outside site-packages and the standard library. For a run from a clone that is all of modmsg (about
 800 strings and numbers); installed from a wheel it is none of them; a vendor's own plugin or overlay module adds
 its literals; and the pool grows as modules are imported lazily during the run. Each changes the cases a seed

@@ -65,8 +65,7 @@ def product(run: RunResult) -> str:
 
 def draws_with(run: RunResult) -> str:
     """``Python 3.11.7, Hypothesis 6.170.17, Schemathesis 4.32.5``: what a replay needs to draw the same cases."""
-    names = {"python": "Python", "hypothesis": "Hypothesis", "schemathesis": "Schemathesis"}
-    return ", ".join(f"{names.get(name, name)} {version}" for name, version in run.meta.draws_with)
+    return ", ".join(f"{name.capitalize()} {version}" for name, version in run.meta.draws_with)
 
 
 def replay(run: RunResult) -> str:
