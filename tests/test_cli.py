@@ -289,6 +289,38 @@ def test_a_run_leaves_no_hypothesis_or_schemathesis_directory_in_the_working_dir
     assert any(p.name.startswith("codec-") for p in (shared / "unicode_data").rglob("*.json.gz"))
 
 
+def test_a_session_gives_hypothesis_back_the_home_its_process_had(tmp_path, monkeypatch):
+    """A session run inside another (pytester, pytest.main) restores the host's Hypothesis home at its end, instead of
+    Hypothesis' default ./.hypothesis (the project's own `make test` left one in the clone that way)."""
+    from hypothesis import configuration
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
+
+    from modmsg.plugin.home import private_hypothesis_home
+
+    class Config:
+        cleanups: list = []
+
+        def add_cleanup(self, function):
+            self.cleanups.append(function)
+
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = getattr(configuration, "__hypothesis_home_directory", None)
+    host = tmp_path / "host-home"
+    set_hypothesis_home_dir(host)
+    try:
+        config = Config()
+        private_hypothesis_home(config)  # type: ignore[arg-type]
+        private = storage_directory(intent_to_write=False).home_directory
+        assert private != host and private.name.startswith("modmsg-hypothesis-")
+        for cleanup in reversed(config.cleanups):  # pytest runs cleanups last in, first out
+            cleanup()
+        assert storage_directory(intent_to_write=False).home_directory == host
+        assert not private.exists()
+    finally:
+        set_hypothesis_home_dir(before)
+
+
 # ------------------------------------------------------------------------------------------------ requirements
 
 

@@ -71,7 +71,12 @@ def private_hypothesis_home(config: pytest.Config) -> None:
     directory. A directory the user chose (HYPOTHESIS_STORAGE_DIRECTORY) is kept."""
     if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
         return
+    from hypothesis import configuration
     from hypothesis.configuration import set_hypothesis_home_dir
+
+    # What the process used before (None: Hypothesis' default, ./.hypothesis), given back at the end: a session run
+    # inside another (pytester, pytest.main) must not leave its host writing caches into the working directory.
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
 
     _remove_orphaned_hypothesis_homes()
     home = tempfile.mkdtemp(prefix=f"{HYPOTHESIS_HOME_PREFIX}{os.getpid()}-")
@@ -80,6 +85,6 @@ def private_hypothesis_home(config: pytest.Config) -> None:
         _copy_new(shared / name, Path(home) / name)
     set_hypothesis_home_dir(home)
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
-    config.add_cleanup(lambda: set_hypothesis_home_dir(None))
+    config.add_cleanup(lambda: set_hypothesis_home_dir(previous))
     # Cleanups run last-in first-out: the caches are kept before the home is removed.
     config.add_cleanup(lambda: _keep_shared(Path(home), shared))
