@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,18 @@ def generated_run(transport: Any, *, seed: int, max_examples: int, shrink_budget
         shrink_budget=shrink_budget,
         concurrency=concurrency,
     )
+
+
+class Cleanups:
+    """The part of ``pytest.Config`` a plugin helper registers its undoing with (``add_cleanup``), for calling such a
+    helper outside a session; :meth:`run` undoes as pytest does, last in, first out."""
+
+    def __init__(self) -> None:
+        self.cleanups: list[Callable[[], object]] = []
+
+    def add_cleanup(self, function: Callable[[], object]) -> None:
+        self.cleanups.append(function)
+
+    def run(self) -> None:
+        while self.cleanups:
+            self.cleanups.pop()()

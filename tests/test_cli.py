@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SuiteRun, run_cli, run_suite
+from helpers import REPO, Cleanups, SuiteRun, run_cli, run_suite
 
 from modmsg.reference import Behaviour, start_server
 
@@ -297,24 +297,17 @@ def test_a_session_gives_hypothesis_back_the_home_its_process_had(tmp_path, monk
 
     from modmsg.plugin.home import private_hypothesis_home
 
-    class Config:
-        cleanups: list = []
-
-        def add_cleanup(self, function):
-            self.cleanups.append(function)
-
     monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     before = getattr(configuration, "__hypothesis_home_directory", None)
     host = tmp_path / "host-home"
     set_hypothesis_home_dir(host)
     try:
-        config = Config()
+        config = Cleanups()
         private_hypothesis_home(config)  # type: ignore[arg-type]
         private = storage_directory(intent_to_write=False).home_directory
         assert private != host and private.name.startswith("modmsg-hypothesis-")
-        for cleanup in reversed(config.cleanups):  # pytest runs cleanups last in, first out
-            cleanup()
+        config.run()
         assert storage_directory(intent_to_write=False).home_directory == host
         assert not private.exists()
     finally:

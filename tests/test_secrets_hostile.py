@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import SuiteRun, run_suite
+from helpers import Cleanups, SuiteRun, run_suite
 
 from modmsg.config import default_settings, resolve
 from modmsg.evidence import BODY_CAP, Exchange
@@ -353,14 +353,8 @@ def test_log_records_show_no_secret_in_message_traceback_or_stack(redactor: Reda
 
     from modmsg.plugin.logs import redacted_log_records
 
-    class Config:
-        cleanups: list = []
-
-        def add_cleanup(self, function):
-            self.cleanups.append(function)
-
     before = logging.getLogRecordFactory()
-    config = Config()
+    config = Cleanups()
     redacted_log_records(config, redactor.text)  # type: ignore[arg-type]
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -380,8 +374,7 @@ def test_log_records_show_no_secret_in_message_traceback_or_stack(redactor: Reda
         logger.warning(f"stack of {KEY}", stack_info=True)
     finally:
         logger.removeHandler(handler)
-        for cleanup in config.cleanups:
-            cleanup()
+        config.run()
     shown = stream.getvalue()
     assert "failed to parse headers" in shown and "Traceback" in shown and "ValueError" in shown
     assert "\x1b" not in shown and "\\x1b" in shown  # made inert
