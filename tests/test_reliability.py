@@ -21,8 +21,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -37,6 +38,7 @@ from modmsg.api import AssistantsApi
 from modmsg.checks.preconditions import finding_for
 from modmsg.config import URL_CONCURRENCY, ConfigError, resolve
 from modmsg.ledger import LEDGER_NAME, RUN_TAG, Entry, Ledger
+from modmsg.plugin import interrupts as interrupts_module
 from modmsg.plugin.interrupts import Interrupts
 from modmsg.plugin.outcomes import classify
 from modmsg.plugin.threads import ThreadFactory
@@ -735,6 +737,53 @@ def test_a_sigterm_deferred_while_a_pool_thread_creates_stops_the_run_as_sigterm
         for sig, handler in before.items():
             signal.signal(sig, handler)
     assert interrupts.received == "SIGTERM"
+
+
+def test_a_signal_held_back_past_the_test_boundary_that_stops_the_run_is_not_raised_again(monkeypatch):
+    """A signal held back while a pool thread creates a thread is received; the session stops at the next test
+    boundary. Once that stop is under way the held-back signal is no longer handed over, and a hand-over already on
+    its way is dropped: raised then, it landed inside pytest's own interrupt report, outside anything that catches
+    it, and the run died by SIGINT after writing its reports (seen on CI). A new signal still ends the process."""
+    woken: list[signal.Signals] = []
+    monkeypatch.setattr(interrupts_module, "wake_main_thread", woken.append)
+
+    def held_back(interrupts: Interrupts) -> Callable[[], None]:
+        """A pool thread mid-creation when a SIGTERM arrives (deferred); the returned call lets the creation end."""
+        entered, release = threading.Event(), threading.Event()
+
+        def create() -> None:
+            with interrupts.deferred():
+                entered.set()
+                release.wait(10)
+
+        worker = threading.Thread(target=create)
+        worker.start()
+        assert entered.wait(10)
+        interrupts.handler(signal.SIGTERM, None)
+
+        def end() -> None:
+            release.set()
+            worker.join(10)
+
+        return end
+
+    first = Interrupts()
+    end = held_back(first)
+    assert first.stop_at_boundary() == "modmsg: stopped by SIGTERM"
+    end()
+    assert woken == []  # the creation ended after the stop began: nothing handed over
+
+    second, ended = Interrupts(), []
+    second.exit_now = ended.append  # os._exit in a real run
+    held_back(second)()
+    assert len(woken) == 1  # handed over before the boundary ...
+    assert second.stop_at_boundary() == "modmsg: stopped by SIGTERM"
+    second.handler(woken[0], None)  # ... and delivered after it: dropped, no KeyboardInterrupt
+    assert ended == []
+    with suppress(KeyboardInterrupt):
+        second.handler(signal.SIGINT, None)  # a new signal once the stop is under way: at once
+    assert ended == [signal.SIGINT]
+    assert Interrupts().stop_at_boundary() is None
 
 
 @pytest.mark.parametrize(

@@ -321,9 +321,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     ids = req_ids(item)
     state = item.config.stash[STATE]
-    received = state.interrupts.received
-    if received and not item.session.shouldstop:  # in case the signal's KeyboardInterrupt was swallowed
-        item.session.shouldstop = f"modmsg: stopped by {received}"
+    stop = state.interrupts.stop_at_boundary()  # a signal held back, or whose KeyboardInterrupt was swallowed
+    if stop and not item.session.shouldstop:
+        item.session.shouldstop = stop
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:

@@ -62,6 +62,8 @@ class Interrupts:
         with self._lock:
             if self._forwarded is not None:  # a SIGTERM deferred on a pool thread stays a SIGTERM
                 name, self._forwarded = self._forwarded, None
+                if self._stopping:  # held back until the stop it asks for was already under way: nothing to do
+                    return
             self.received = self.received or name
             again = self._stopping
             defer = not again and self._critical > 0 and self._pending is None
@@ -72,6 +74,18 @@ class Interrupts:
             self.exit_now(signum)
         if not defer:
             raise KeyboardInterrupt(f"modmsg: stopped by {name}")
+
+    def stop_at_boundary(self) -> str | None:
+        """Called between tests: why the session should stop there (a signal was received), or None. From then on
+        the stop is under way: a signal still held back by a thread being created is dropped rather than raised
+        later, when it would land inside pytest's own interrupt report, outside anything that catches it (the
+        process then died by SIGINT after writing its reports); a new signal ends the process at once."""
+        with self._lock:
+            if self.received is None:
+                return None
+            self._stopping = True
+            self._pending = None
+            return f"modmsg: stopped by {self.received}"
 
     def exit_now(self, signum: int) -> None:
         """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
