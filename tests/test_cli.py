@@ -252,6 +252,34 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
     assert len(err.splitlines()) < 20, err[-3000:]
 
 
+@pytest.mark.parametrize(
+    ("signals", "exit_code", "said"),
+    [
+        (["SIGTERM"], 0, "modmsg: SIGTERM after the last test: the reports are finished first"),
+        (["SIGTERM", "SIGINT"], 128 + signal.SIGINT, "modmsg: stopped at once by a second SIGINT"),
+    ],
+    ids=["one", "a second one"],
+)
+def test_a_signal_after_the_last_test_lets_the_run_finish_its_reports(tmp_path, signals, exit_code, said):
+    """Once the test loop is over every verdict is in: a first signal (a CI runner cancelling the job) is noted in
+    one line and the reports are finished, with the run's verdict. It used to kill the run by SIGTERM's default
+    before any report was written, and a SIGINT printed a traceback. A second one ends the process at once."""
+    (tmp_path / "late_signal.py").write_text(
+        "import os, signal\n\n\ndef pytest_sessionfinish(session):\n"
+        + "".join(f"    os.kill(os.getpid(), signal.{name})\n" for name in signals),
+        encoding="utf-8",
+    )
+    run = run_suite(
+        tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1",
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    assert run.exit_code == exit_code, run.output[-3000:]
+    assert said in run.output and "Traceback" not in run.output, run.output[-3000:]
+    if exit_code == 0:
+        assert run.outcomes()["MM-RESP-01"] == "PASS"
+        assert run.results["meta"]["interrupted"] is False and run.results["meta"]["stopped"] is None
+
+
 def test_a_signal_once_the_interrupt_is_under_way_ends_the_process_at_once():
     from modmsg.plugin.interrupts import Interrupts
 

@@ -786,6 +786,43 @@ def test_a_signal_held_back_past_the_test_boundary_that_stops_the_run_is_not_rai
     assert Interrupts().stop_at_boundary() is None
 
 
+def test_once_the_test_loop_is_over_a_first_signal_is_noted_and_the_reports_finished():
+    """Between the end of the test loop and the written reports (:meth:`Interrupts.hold`) a first signal is noted,
+    not raised, except inside the upstream pass (an ``installed`` block), which it must still stop; a second one ends
+    the process at once. Without a signal the previous handlers come back; after one, they stay this object's."""
+    before = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        quiet = Interrupts()
+        quiet.hold()
+        assert signal.getsignal(signal.SIGTERM) == quiet.handler
+        quiet.release()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+        late, said, ended = Interrupts(), [], []
+        late.say, late.exit_now = said.append, ended.append  # the real ones write to stderr and os._exit
+        late.hold()
+        late.handler(signal.SIGTERM, None)  # noted: no KeyboardInterrupt
+        assert late.late == "SIGTERM" and late.received is None and len(said) == 1 and ended == []
+        assert late.stop_at_boundary() is None  # nothing stops: the loop is over
+        with suppress(KeyboardInterrupt):
+            late.handler(signal.SIGINT, None)
+        assert ended == [signal.SIGINT]
+        late.release()
+        assert signal.getsignal(signal.SIGTERM) == late.handler  # a later signal still ends the process quietly
+
+        upstream = Interrupts()
+        upstream.hold()
+        with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"), upstream.installed():
+            upstream.handler(signal.SIGTERM, None)  # the upstream pass is running: it must stop
+        assert upstream.late is None and upstream.received == "SIGTERM"
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 @pytest.mark.parametrize(
     "sigint", [signal.default_int_handler, signal.SIG_IGN], ids=["in a terminal", "SIGINT ignored (background job)"]
 )

@@ -185,6 +185,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """A signal during the test loop interrupts it (:mod:`.interrupts`); once the loop is over, until the reports
+    are written, a first one is only noted. Only where modmsg tests run and the reports are written."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.judging or is_worker(session.config):
+        return (yield)
+    with state.interrupts.installed():
+        try:
+            return (yield)
+        finally:
+            state.interrupts.hold()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Any:
+    """The outermost: the reports and pytest's summary are written before the signals are given back."""
+    try:
+        return (yield)
+    finally:
+        state = session.config.stash.get(STATE, None)
+        if state is not None:
+            state.interrupts.release()
+
+
 # ------------------------------------------------------------------------------------------------ fixtures
 
 

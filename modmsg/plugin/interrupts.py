@@ -36,8 +36,13 @@ class Interrupts:
     A second signal while one is deferred interrupts at once. A signal once the interrupt is under way (a second
     Ctrl-C during cleanup or the reports) ends the process at once and quietly: one line on stderr, exit 128 +
     the signal number, no traceback; whatever was not yet deleted stays in the ledger for ``modmsg sweep``.
-    Installed only while the run holds threads, and only from the main thread; the previous handlers come back
-    afterwards, unless an interrupt is under way (then a later signal still ends the process quietly).
+    Installed only from the main thread: while the run's test loop runs, while it holds threads and during the
+    upstream pass (:meth:`installed`), and from the end of the test loop until the reports are written
+    (:meth:`hold`, :meth:`release`). Once the test loop is over a first signal does not interrupt: every verdict is
+    in, and an exception raised then would land in pytest's session end, outside anything that catches it (a
+    traceback, or for SIGTERM the default death, and no reports); it is noted in one line and the reports are
+    finished, a second one ends the process at once. The previous handlers come back afterwards, unless a signal
+    was received (then a later one still ends the process quietly).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -48,6 +53,12 @@ class Interrupts:
         self._stopping = False
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
+        self._raising = 0
+        """Open :meth:`installed` blocks: a first signal interrupts there, even once the test loop is over."""
+        self._holding = False
+        """From the end of the test loop until the reports are written (:meth:`hold`)."""
+        self.late: str | None = None
+        """A signal noted once the test loop was over: the run finished its reports, its verdict stands."""
         self.console_fd = 2
         """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
         pytest's capture has replaced file descriptor 2 while a test runs."""
@@ -64,12 +75,19 @@ class Interrupts:
                 name, self._forwarded = self._forwarded, None
                 if self._stopping:  # held back until the stop it asks for was already under way: nothing to do
                     return
-            self.received = self.received or name
+            late = self._holding and self._raising == 0 and not self._stopping
             again = self._stopping
-            defer = not again and self._critical > 0 and self._pending is None
+            defer = not late and not again and self._critical > 0 and self._pending is None
+            if late:
+                self.late = name
+            else:
+                self.received = self.received or name
             if defer:
                 self._pending = name
             self._stopping = not defer
+        if late:
+            self.say(f"\nmodmsg: {name} after the last test: the reports are finished first; another one stops at once")
+            return
         if again:
             self.exit_now(signum)
         if not defer:
@@ -91,13 +109,16 @@ class Interrupts:
         """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
         interrupt report, a gc callback) and print hundreds of lines of traceback instead of stopping."""
         name = signal.Signals(signum).name
-        line = f"modmsg: stopped at once by a second {name}; cleanup and reports were cut short\n"
+        self.say(f"modmsg: stopped at once by a second {name}; cleanup and reports were cut short")
+        os._exit(128 + signum)
+
+    def say(self, line: str) -> None:
+        """One line on the real stderr, after whatever the streams hold (safe inside a signal handler)."""
         for stream in (sys.stdout, sys.stderr):
             with suppress(Exception):
                 stream.flush()
         with suppress(OSError):
-            os.write(self.console_fd, line.encode())
-        os._exit(128 + signum)
+            os.write(self.console_fd, f"{line}\n".encode())
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -137,20 +158,48 @@ class Interrupts:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
+        """While the block runs a first signal interrupts (also inside :meth:`hold`); blocks nest."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        self._install()
+        with self._lock:
+            self._raising += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._raising -= 1
+            self._restore()
+
+    def hold(self) -> None:
+        """The test loop is over: from now until :meth:`release` a first signal is noted, not raised."""
+        if threading.current_thread() is threading.main_thread():
+            self._install()
+            with self._lock:
+                self._holding = True
+
+    def release(self) -> None:
+        """The reports are written: the previous handlers come back (unless a signal was received)."""
+        with self._lock:
+            self._holding = False
+        self._restore()
+
+    def _install(self) -> None:
         for sig in self.SIGNALS:
             current = signal.getsignal(sig)
             if current in (signal.default_int_handler, signal.SIG_DFL):  # never override someone's own handler
                 self._previous[sig] = signal.signal(sig, self.handler)
-        try:
-            yield
-        finally:
-            if not self._stopping:
-                for number, previous in self._previous.items():
-                    signal.signal(number, previous)
-            self._previous.clear()
+
+    def _restore(self) -> None:
+        """Give the previous handlers back once nothing needs this object's any more (the main thread only)."""
+        with self._lock:
+            keep = self._stopping or self._raising > 0 or self._holding
+        if keep or threading.current_thread() is not threading.main_thread():
+            return
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        self._previous.clear()
 
 
 def console_for_interrupts(config: pytest.Config, interrupts: Interrupts) -> None:
