@@ -422,3 +422,29 @@ def test_a_signal_during_the_upstream_pass_lets_it_clean_up_and_leaves_the_targe
     assert servers["correct_upstream"].thread_ids() == []  # the pass deleted what it created
     assert not ledger.path.exists() or not ledger.pending()
     assert UPSTREAM_KEY not in run.output
+
+
+def test_a_signal_after_the_last_test_skips_the_upstream_pass_and_keeps_the_targets_verdict(tmp_path, servers):
+    """A signal once the target's tests are over (a CI runner cancelling the job) must not start a whole second
+    pass against the upstream: the pass is skipped, said so, and the target's reports are written with its verdict
+    (every attribution unknown)."""
+    import os
+
+    from tests.helpers import run_suite
+
+    (tmp_path / "late_signal.py").write_text(
+        "import os, signal\n\n\ndef pytest_sessionfinish(session):\n    os.kill(os.getpid(), signal.SIGTERM)\n",
+        encoding="utf-8",
+    )
+    run = run_suite(
+        tmp_path / "reports", "-p", "late_signal", "--base-url", servers["broken"].base_url,  # type: ignore[attr-defined]
+        "--upstream-url", servers["correct_upstream"].base_url,  # type: ignore[attr-defined]
+        "--upstream-api-key-env", "ATTRIB_UPSTREAM_KEY", *SELECTION,
+        env={"MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY,
+             "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    assert run.exit_code == 1, run.output[-3000:]  # the target's verdict: its tests all ran
+    assert "no attribution: SIGTERM arrived before the upstream pass" in run.output, run.output[-3000:]
+    assert {r["attribution"] for r in run.results["requirements"]} == {"unknown"}
+    assert not (tmp_path / "reports" / "upstream" / "results.json").exists()
+    assert servers["correct_upstream"].thread_ids() == []  # type: ignore[attr-defined]

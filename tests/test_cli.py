@@ -253,14 +253,15 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("signals", "exit_code", "said"),
+    ("signals", "workers", "exit_code", "said"),
     [
-        (["SIGTERM"], 0, "modmsg: SIGTERM after the last test: the reports are finished first"),
-        (["SIGTERM", "SIGINT"], 128 + signal.SIGINT, "modmsg: stopped at once by a second SIGINT"),
+        (["SIGTERM"], (), 0, "modmsg: SIGTERM after the last test: the reports are finished first"),
+        (["SIGTERM"], ("-n", "2", "--dist", "loadgroup"), 0, "modmsg: SIGTERM after the last test"),
+        (["SIGTERM", "SIGINT"], (), 128 + signal.SIGINT, "modmsg: stopped at once by a second SIGINT"),
     ],
-    ids=["one", "a second one"],
+    ids=["one", "one, --workers 2", "a second one"],
 )
-def test_a_signal_after_the_last_test_lets_the_run_finish_its_reports(tmp_path, signals, exit_code, said):
+def test_a_signal_after_the_last_test_lets_the_run_finish_its_reports(tmp_path, signals, workers, exit_code, said):
     """Once the test loop is over every verdict is in: a first signal (a CI runner cancelling the job) is noted in
     one line and the reports are finished, with the run's verdict. It used to kill the run by SIGTERM's default
     before any report was written, and a SIGINT printed a traceback. A second one ends the process at once."""
@@ -270,7 +271,7 @@ def test_a_signal_after_the_last_test_lets_the_run_finish_its_reports(tmp_path, 
         encoding="utf-8",
     )
     run = run_suite(
-        tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1",
+        tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1", *workers,
         env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
     )  # fmt: skip
     assert run.exit_code == exit_code, run.output[-3000:]

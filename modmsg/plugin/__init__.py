@@ -6,7 +6,8 @@ or a probed URL) and, at the end of the session, reports written.
 Reliability: a test that got no HTTP answer is an ERROR naming the cause; after ``--max-transport-failures``
 such tests in a row the run stops with exit 2 and one sentence. Every thread the run creates is tagged with the
 run id, written to the ledger (real targets) the moment it exists, and deleted at the end, also after a failure,
-Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while the run holds threads).
+Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt during the test loop; once it is over a first
+one is noted and the reports are finished).
 
 The jobs: :mod:`.prepare` (settings and the files they name, checked before pytest starts), :mod:`.state` (the
 session's state), :mod:`.interrupts` (signals), :mod:`.home` (a private Hypothesis home), :mod:`.selection`
@@ -24,6 +25,7 @@ import json
 import secrets
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -190,13 +192,15 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
     """A signal during the test loop interrupts it (:mod:`.interrupts`); once the loop is over, until the reports
     are written, a first one is only noted. Only where modmsg tests run and the reports are written."""
     state = session.config.stash.get(STATE, None)
-    if state is None or not state.judging or is_worker(session.config):
+    if state is None or is_worker(session.config):
         return (yield)
-    with state.interrupts.installed():
+    # An xdist controller (--workers) never collects, so it does not know it judges until records arrive.
+    with state.interrupts.installed() if state.judging else nullcontext():
         try:
             return (yield)
         finally:
-            state.interrupts.hold()
+            if state.judging or state.records:
+                state.interrupts.hold()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -346,9 +350,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     ids = req_ids(item)
     state = item.config.stash[STATE]
-    stop = state.interrupts.stop_at_boundary()  # a signal held back, or whose KeyboardInterrupt was swallowed
-    if stop and not item.session.shouldstop:
-        item.session.shouldstop = stop
+    received = state.interrupts.received  # a signal held back, or whose KeyboardInterrupt was swallowed
+    if received and report.when == "teardown":
+        state.interrupts.stop_under_way()  # pytest stops the session right after this test
+    if received and not item.session.shouldstop:
+        item.session.shouldstop = f"modmsg: stopped by {received}"
     if not ids or (report.when != "call" and report.passed) or (report.when == "teardown" and report.skipped):
         return report
     if report.when == "teardown" and report.failed:

@@ -97,6 +97,9 @@ class Collector:
         if stopped:
             self.upstream_why = f"the run stopped before the upstream pass ({stopped})"
             return UpstreamPass(None, self.upstream_why)
+        if state.interrupts.late:  # the user wants the run to end: not a whole second pass first
+            self.upstream_why = f"{state.interrupts.late} arrived before the upstream pass"
+            return UpstreamPass(None, self.upstream_why)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
 
         def say(line: str) -> None:

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM while the run holds threads: an orderly pytest interrupt, deferred while a thread is made."""
+"""Ctrl-C and SIGTERM: an orderly pytest interrupt during the test loop (deferred while a thread is made), and once
+the loop is over a note, while the reports are finished."""
 
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ class Interrupts:
         """Open :meth:`installed` blocks: a first signal interrupts there, even once the test loop is over."""
         self._holding = False
         """From the end of the test loop until the reports are written (:meth:`hold`)."""
+        self._after_hold = 0
+        """Open :meth:`installed` blocks entered during :meth:`hold` (the upstream pass): only these interrupt there;
+        one still open when it began (the threads' cleanup) does not."""
         self.late: str | None = None
         """A signal noted once the test loop was over: the run finished its reports, its verdict stands."""
         self.console_fd = 2
@@ -75,7 +79,7 @@ class Interrupts:
                 name, self._forwarded = self._forwarded, None
                 if self._stopping:  # held back until the stop it asks for was already under way: nothing to do
                     return
-            late = self._holding and self._raising == 0 and not self._stopping
+            late = self._holding and self._after_hold == 0 and not self._stopping
             again = self._stopping
             defer = not late and not again and self._critical > 0 and self._pending is None
             if late:
@@ -93,17 +97,14 @@ class Interrupts:
         if not defer:
             raise KeyboardInterrupt(f"modmsg: stopped by {name}")
 
-    def stop_at_boundary(self) -> str | None:
-        """Called between tests: why the session should stop there (a signal was received), or None. From then on
-        the stop is under way: a signal still held back by a thread being created is dropped rather than raised
-        later, when it would land inside pytest's own interrupt report, outside anything that catches it (the
-        process then died by SIGINT after writing its reports); a new signal ends the process at once."""
+    def stop_under_way(self) -> None:
+        """A test is over and pytest stops the session right after it, for the signal received: a signal still held
+        back by a thread being created is dropped rather than raised later, when it would land inside pytest's own
+        interrupt report, outside anything that catches it (the process then died by SIGINT after writing its
+        reports); a new signal ends the process at once."""
         with self._lock:
-            if self.received is None:
-                return None
             self._stopping = True
             self._pending = None
-            return f"modmsg: stopped by {self.received}"
 
     def exit_now(self, signum: int) -> None:
         """End the process without unwinding: an exception raised now could land anywhere (inside pytest's own
@@ -162,28 +163,37 @@ class Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        self._install()
         with self._lock:
             self._raising += 1
+            after_hold = self._holding
+            self._after_hold += after_hold
+        self._install()
         try:
             yield
         finally:
             with self._lock:
                 self._raising -= 1
+                self._after_hold -= after_hold
             self._restore()
 
     def hold(self) -> None:
-        """The test loop is over: from now until :meth:`release` a first signal is noted, not raised."""
+        """The test loop is over: from now until :meth:`release` a first signal is noted, not raised, except in an
+        :meth:`installed` block entered after this (the upstream pass, which it must stop)."""
         if threading.current_thread() is threading.main_thread():
-            self._install()
             with self._lock:
                 self._holding = True
+            self._install()
 
     def release(self) -> None:
-        """The reports are written: the previous handlers come back (unless a signal was received)."""
+        """The reports are written: the previous handlers come back, unless a signal interrupted the run (then a
+        later one still ends the process quietly). A signal only noted here was this run's to note: a process that
+        goes on (a session inside another) gets its own handlers back."""
+        with self._lock:
+            if self.received is None:
+                self._stopping = False
+        self._restore(releasing=True)
         with self._lock:
             self._holding = False
-        self._restore()
 
     def _install(self) -> None:
         for sig in self.SIGNALS:
@@ -191,10 +201,10 @@ class Interrupts:
             if current in (signal.default_int_handler, signal.SIG_DFL):  # never override someone's own handler
                 self._previous[sig] = signal.signal(sig, self.handler)
 
-    def _restore(self) -> None:
+    def _restore(self, releasing: bool = False) -> None:
         """Give the previous handlers back once nothing needs this object's any more (the main thread only)."""
         with self._lock:
-            keep = self._stopping or self._raising > 0 or self._holding
+            keep = self._stopping or self._raising > 0 or (self._holding and not releasing)
         if keep or threading.current_thread() is not threading.main_thread():
             return
         for number, previous in self._previous.items():
