@@ -252,31 +252,52 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
     assert len(err.splitlines()) < 20, err[-3000:]
 
 
+LATE_SIGNAL_AT = {
+    "the reports": "def pytest_sessionfinish(session):\n",
+    "the final cleanup": (
+        "@pytest.hookimpl(tryfirst=True)\ndef pytest_runtest_teardown(item, nextitem):\n    if nextitem is not None:\n"
+        "        return\n"
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("signals", "workers", "exit_code", "said"),
+    ("at", "signals", "workers", "exit_code", "said"),
     [
-        (["SIGTERM"], (), 0, "modmsg: SIGTERM after the last test: the reports are finished first"),
-        (["SIGTERM"], ("-n", "2", "--dist", "loadgroup"), 0, "modmsg: SIGTERM after the last test"),
-        (["SIGTERM", "SIGINT"], (), 128 + signal.SIGINT, "modmsg: stopped at once by a second SIGINT"),
+        ("the reports", ["SIGTERM"], (), 0, "modmsg: SIGTERM once the tests were over: cleanup and reports are"),
+        ("the final cleanup", ["SIGINT"], (), 0, "modmsg: SIGINT once the tests were over"),
+        ("the reports", ["SIGTERM"], ("-n", "2", "--dist", "loadgroup"), 0, "modmsg: SIGTERM once the tests were"),
+        ("the reports", ["SIGTERM", "SIGINT"], (), 128 + signal.SIGINT, "modmsg: stopped at once by a second SIGINT"),
     ],
-    ids=["one", "one, --workers 2", "a second one"],
+    ids=["during the reports", "during the final cleanup", "--workers 2", "a second one"],
 )
-def test_a_signal_after_the_last_test_lets_the_run_finish_its_reports(tmp_path, signals, workers, exit_code, said):
-    """Once the test loop is over every verdict is in: a first signal (a CI runner cancelling the job) is noted in
-    one line and the reports are finished, with the run's verdict. It used to kill the run by SIGTERM's default
-    before any report was written, and a SIGINT printed a traceback. A second one ends the process at once."""
+def test_a_signal_once_the_tests_are_over_lets_the_run_finish_its_cleanup_and_reports(
+    tmp_path, at, signals, workers, exit_code, said
+):
+    """Once the last test has run every verdict is in: a first signal (a CI runner cancelling the job) is noted in
+    one line, and the threads' cleanup and the reports are finished, with the run's verdict. It used to kill the run
+    by SIGTERM's default before any report was written (a SIGINT printed a traceback), or during the cleanup turned a
+    complete run into an interrupted one. A second signal ends the process at once."""
+    from modmsg.reference import start_server
+
     (tmp_path / "late_signal.py").write_text(
-        "import os, signal\n\n\ndef pytest_sessionfinish(session):\n"
+        "import os, signal\n\nimport pytest\n\n\n"
+        + LATE_SIGNAL_AT[at]
         + "".join(f"    os.kill(os.getpid(), signal.{name})\n" for name in signals),
         encoding="utf-8",
     )
-    run = run_suite(
-        tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1", *workers,
-        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
-    )  # fmt: skip
+    key = "sk-modmsg-late-signal-0123456789"
+    with start_server(key) as server:
+        run = run_suite(
+            tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1", *workers,
+            "--base-url", server.base_url,
+            env={"MODMSG_API_KEY": key, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        )  # fmt: skip
+        left = server.thread_ids()
     assert run.exit_code == exit_code, run.output[-3000:]
     assert said in run.output and "Traceback" not in run.output, run.output[-3000:]
     if exit_code == 0:
+        assert left == [], f"{len(left)} thread(s) left on the target"
         assert run.outcomes()["MM-RESP-01"] == "PASS"
         assert run.results["meta"]["interrupted"] is False and run.results["meta"]["stopped"] is None
 

@@ -825,6 +825,24 @@ def test_once_the_test_loop_is_over_a_first_signal_is_noted_and_the_reports_fini
         assert cleanup.late == "SIGTERM"
         cleanup.release()
 
+        skipped = Interrupts()
+        skipped.say = said.append
+        skipped.hold()
+        skipped.handler(signal.SIGTERM, None)  # noted before the upstream pass began ...
+        with pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"), skipped.installed():
+            pytest.fail("the upstream pass began after the run was asked to end")  # ... so it does not begin
+        skipped.release()
+
+        ended.clear()
+        cut = Interrupts()
+        cut.exit_now = ended.append
+        with suppress(KeyboardInterrupt), cut.deferred():  # a creation under way when the loop was cut short
+            cut.handler(signal.SIGTERM, None)  # held back: the run is being interrupted
+            cut.hold()
+            cut.handler(signal.SIGINT, None)  # so this is a second signal, not a first one to note
+        assert ended == [signal.SIGINT] and cut.late is None
+        cut.release()
+
         upstream = Interrupts()
         with upstream.installed():  # the test loop, as the plugin runs it
             upstream.hold()

@@ -6,8 +6,8 @@ or a probed URL) and, at the end of the session, reports written.
 Reliability: a test that got no HTTP answer is an ERROR naming the cause; after ``--max-transport-failures``
 such tests in a row the run stops with exit 2 and one sentence. Every thread the run creates is tagged with the
 run id, written to the ledger (real targets) the moment it exists, and deleted at the end, also after a failure,
-Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt during the test loop; once it is over a first
-one is noted and the reports are finished).
+Ctrl-C or SIGTERM (both are turned into an orderly pytest interrupt while tests run; once the last test has run a
+first one is noted and the cleanup and reports are finished).
 
 The jobs: :mod:`.prepare` (settings and the files they name, checked before pytest starts), :mod:`.state` (the
 session's state), :mod:`.interrupts` (signals), :mod:`.home` (a private Hypothesis home), :mod:`.selection`
@@ -189,18 +189,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> Any:
-    """A signal during the test loop interrupts it (:mod:`.interrupts`); once the loop is over, until the reports
-    are written, a first one is only noted. Only where modmsg tests run and the reports are written."""
+    """A signal while tests run interrupts the loop (:mod:`.interrupts`); once the tests are over (:func:`
+    pytest_runtest_teardown`, or here when the loop ends early), until the reports are written, a first one is only
+    noted. Not in xdist workers, which write no reports; an xdist controller (--workers) never collects, so it does
+    not know it judges (and has no handlers while its workers run) until records arrive."""
     state = session.config.stash.get(STATE, None)
     if state is None or is_worker(session.config):
         return (yield)
-    # An xdist controller (--workers) never collects, so it does not know it judges until records arrive.
     with state.interrupts.installed() if state.judging else nullcontext():
         try:
             return (yield)
+        except KeyboardInterrupt as exc:
+            if type(exc) is KeyboardInterrupt:  # a Ctrl-C no handler of ours took: the next signal is a second one
+                state.interrupts.stop_under_way()
+            raise
         finally:
             if state.judging or state.records:
                 state.interrupts.hold()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """The last test's teardown deletes the run's threads: every verdict is in, so a first signal from here on lets
+    the cleanup and the reports finish."""
+    state = item.config.stash.get(STATE, None)
+    if nextitem is None and state is not None and state.judging and not is_worker(item.config):
+        state.interrupts.hold()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

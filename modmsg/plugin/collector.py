@@ -107,7 +107,13 @@ class Collector:
                 reporter.write("\n")  # after the progress dots: pytest ends their line only after the session
                 reporter.write_line(state.console(line))
 
-        done = run_pass(session.config, state.settings, state.run_id, state.started, say, state.interrupts.installed())
+        try:
+            done = run_pass(
+                session.config, state.settings, state.run_id, state.started, say, state.interrupts.installed()
+            )
+        except KeyboardInterrupt:  # the signal came as the pass started or ended: no pass, the reports still written
+            self.upstream_why = f"{state.interrupts.late or state.interrupts.received} stopped the upstream pass"
+            return UpstreamPass(None, self.upstream_why)
         state.upstream_ledger = done.ledger
         self.upstream_why = state.redact(done.why)
         return dataclasses.replace(done, why=self.upstream_why)

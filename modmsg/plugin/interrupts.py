@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM: an orderly pytest interrupt during the test loop (deferred while a thread is made), and once
-the loop is over a note, while the reports are finished."""
+"""Ctrl-C and SIGTERM: an orderly pytest interrupt while tests run (deferred while a thread is made); once the tests
+are over, a note while the cleanup and the reports are finished."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def wake_main_thread(signum: signal.Signals) -> None:
         _thread.interrupt_main(signum)
 
 
+AGAIN = "another signal stops at once"
+
+
 class Interrupts:
     """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
     thread is being created so that its id always reaches the cleanup list and the ledger.
@@ -38,12 +41,13 @@ class Interrupts:
     Ctrl-C during cleanup or the reports) ends the process at once and quietly: one line on stderr, exit 128 +
     the signal number, no traceback; whatever was not yet deleted stays in the ledger for ``modmsg sweep``.
     Installed only from the main thread: while the run's test loop runs, while it holds threads and during the
-    upstream pass (:meth:`installed`), and from the end of the test loop until the reports are written
-    (:meth:`hold`, :meth:`release`). Once the test loop is over a first signal does not interrupt: every verdict is
-    in, and an exception raised then would land in pytest's session end, outside anything that catches it (a
-    traceback, or for SIGTERM the default death, and no reports); it is noted in one line and the reports are
-    finished, a second one ends the process at once. The previous handlers come back afterwards, unless a signal
-    was received (then a later one still ends the process quietly).
+    upstream pass (:meth:`installed`), and from the start of the last test's teardown (the end of the loop when it
+    is cut short) until the reports are written (:meth:`hold`, :meth:`release`). Once the tests are over a first
+    signal does not interrupt: every verdict is in, and an exception raised then would land in pytest's session
+    end, outside anything that catches it (a traceback, or for SIGTERM the default death, and no reports); it is
+    noted in one line, the threads' cleanup and the reports are finished, and a second one ends the process at
+    once. The previous handlers come back afterwards, unless the run was interrupted (then a later signal still
+    ends the process quietly).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,14 +59,16 @@ class Interrupts:
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
         self._raising = 0
-        """Open :meth:`installed` blocks: a first signal interrupts there, even once the test loop is over."""
+        """Open :meth:`installed` blocks: the handlers stay while one is open."""
         self._holding = False
-        """From the end of the test loop until the reports are written (:meth:`hold`)."""
+        """From the start of the last test's teardown (or the end of a loop cut short) until the reports are written
+        (:meth:`hold`)."""
         self._after_hold = 0
         """Open :meth:`installed` blocks entered during :meth:`hold` (the upstream pass): only these interrupt there;
         one still open when it began (the threads' cleanup) does not."""
         self.late: str | None = None
-        """A signal noted once the test loop was over: the run finished its reports, its verdict stands."""
+        """A first signal noted once the tests were over (:meth:`hold`): the run finishes its reports, its verdict
+        stands."""
         self.console_fd = 2
         """Where the one line of a quiet exit goes: the plugin points it at a copy of the real stderr, because
         pytest's capture has replaced file descriptor 2 while a test runs."""
@@ -90,7 +96,7 @@ class Interrupts:
                 self._pending = name
             self._stopping = not defer
         if late:
-            self.say(f"\nmodmsg: {name} after the last test: the reports are finished first; another one stops at once")
+            self.say(f"\nmodmsg: {name} once the tests were over: cleanup and reports are finished first; {AGAIN}")
             return
         if again:
             self.exit_now(signum)
@@ -159,7 +165,9 @@ class Interrupts:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        """While the block runs a first signal interrupts (also inside :meth:`hold`); blocks nest."""
+        """While the block runs a first signal interrupts, also when it is entered during :meth:`hold` (the upstream
+        pass). Entered during :meth:`hold` once a signal was noted, it is interrupted at once: the user asked the
+        run to end. Blocks nest."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -167,8 +175,11 @@ class Interrupts:
             self._raising += 1
             after_hold = self._holding
             self._after_hold += after_hold
-        self._install()
+            noted = self.late if after_hold else None
         try:
+            self._install()
+            if noted:
+                raise KeyboardInterrupt(f"modmsg: stopped by {noted}")
             yield
         finally:
             with self._lock:
@@ -182,6 +193,8 @@ class Interrupts:
         if threading.current_thread() is threading.main_thread():
             with self._lock:
                 self._holding = True
+                if self.received is not None:  # the run was interrupted: a signal now is a second one
+                    self._stopping, self._pending = True, None
             self._install()
 
     def release(self) -> None:
@@ -189,11 +202,13 @@ class Interrupts:
         later one still ends the process quietly). A signal only noted here was this run's to note: a process that
         goes on (a session inside another) gets its own handlers back."""
         with self._lock:
-            if self.received is None:
-                self._stopping = False
-        self._restore(releasing=True)
+            keep = self.received is not None or self._raising > 0
+        if not keep:
+            self._restore_handlers()
         with self._lock:
             self._holding = False
+            if self.received is None:
+                self._stopping = False
 
     def _install(self) -> None:
         for sig in self.SIGNALS:
@@ -201,11 +216,15 @@ class Interrupts:
             if current in (signal.default_int_handler, signal.SIG_DFL):  # never override someone's own handler
                 self._previous[sig] = signal.signal(sig, self.handler)
 
-    def _restore(self, releasing: bool = False) -> None:
-        """Give the previous handlers back once nothing needs this object's any more (the main thread only)."""
+    def _restore(self) -> None:
+        """Give the previous handlers back once nothing needs this object's any more."""
         with self._lock:
-            keep = self._stopping or self._raising > 0 or (self._holding and not releasing)
-        if keep or threading.current_thread() is not threading.main_thread():
+            keep = self._stopping or self._raising > 0 or self._holding
+        if not keep:
+            self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
             return
         for number, previous in self._previous.items():
             signal.signal(number, previous)
