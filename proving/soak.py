@@ -124,7 +124,19 @@ class _Live:
 
 
 def _fuzz_shares(base_url: str, api_key: str, shares: Sequence[_Share], seed: int) -> dict[str, Any]:
-    """One worker: run its shares; return plain counters (picklable across processes)."""
+    """One worker: run its shares; return plain counters (picklable across processes). Hypothesis keeps its caches
+    in a private home meanwhile, as in a run: a worker process is no pytest session, and they went to the working
+    directory's .hypothesis (``make test`` left one in the clone)."""
+    from modmsg.plugin.home import use_private_home
+
+    undo = use_private_home()
+    try:
+        return _fuzz_here(base_url, api_key, shares, seed)
+    finally:
+        undo()
+
+
+def _fuzz_here(base_url: str, api_key: str, shares: Sequence[_Share], seed: int) -> dict[str, Any]:
     import hypothesis
     from hypothesis import HealthCheck, Phase
     from schemathesis import GenerationMode

@@ -28,8 +28,10 @@ def server() -> Iterator[ReferenceServer]:
         yield running
 
 
-def test_every_operation_in_both_modes_never_gets_a_5xx(server: ReferenceServer):
+def test_every_operation_in_both_modes_never_gets_a_5xx(server: ReferenceServer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the worker processes start
     report = fuzz(server.base_url, KEY, CI_CASES, seed=20_260_501, workers=2)
+    assert list(tmp_path.iterdir()) == []  # no .hypothesis: the workers keep Hypothesis' caches private
     assert report.ok, "\n".join((report.summary(), *report.server_errors, *report.failures))
     assert report.requests >= CI_CASES
     pairs = dict(report.per_operation)

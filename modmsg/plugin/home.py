@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -65,12 +66,13 @@ def _keep_shared(home: Path, shared: Path) -> None:
         _copy_new(home / name, shared / name)
 
 
-def private_hypothesis_home(config: pytest.Config) -> None:
+def use_private_home() -> Callable[[], None]:
     """Hypothesis writes caches under ``./.hypothesis`` even without an example database (constants, charmap):
-    give this process a private directory, removed at the end, so a run leaves nothing in the user's working
-    directory. A directory the user chose (HYPOTHESIS_STORAGE_DIRECTORY) is kept."""
+    give this process a private directory, and return what undoes it (the shared caches kept, the directory
+    removed, the previous home given back), so nothing is left in the user's working directory. A directory the
+    user chose (HYPOTHESIS_STORAGE_DIRECTORY) is kept."""
     if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
-        return
+        return lambda: None
     from hypothesis import configuration
     from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -84,7 +86,15 @@ def private_hypothesis_home(config: pytest.Config) -> None:
     for name in SHARED_CACHES:
         _copy_new(shared / name, Path(home) / name)
     set_hypothesis_home_dir(home)
-    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
-    config.add_cleanup(lambda: set_hypothesis_home_dir(previous))
-    # Cleanups run last-in first-out: the caches are kept before the home is removed.
-    config.add_cleanup(lambda: _keep_shared(Path(home), shared))
+
+    def undo() -> None:
+        _keep_shared(Path(home), shared)
+        set_hypothesis_home_dir(previous)
+        shutil.rmtree(home, ignore_errors=True)
+
+    return undo
+
+
+def private_hypothesis_home(config: pytest.Config) -> None:
+    """A private Hypothesis home for the session (:func:`use_private_home`), undone at its end."""
+    config.add_cleanup(use_private_home())
