@@ -177,6 +177,28 @@ def test_two_workers_judge_every_requirement_like_one(tmp_path):
     assert _generated_requests(worker_files) == _generated_requests([tmp_path / "one.jsonl"])
 
 
+def test_two_workers_print_the_console_of_one_run(tmp_path):
+    """Against a target with defects, `--workers 2` prints what one process prints: a line per failing requirement and
+    the requirement count, not pytest's tracebacks and "2 failed, 61 passed" (the xdist controller never collects, so
+    it used to miss that it judges)."""
+    from modmsg.reference.variants import get_variant
+
+    key = "sk-modmsg-workers-console-0123"
+    with get_variant("accepts_17_keys").start(key) as server:
+        args = ("--base-url", server.base_url, "--seed", "7", "--max-examples", "1", "--req", "MM-META")
+        one = run_cli("run", *args, "--report-dir", str(tmp_path / "one"), env={"MODMSG_API_KEY": key}, timeout=300)
+        two = run_cli(
+            "run", *args, "--workers", "2", "--report-dir", str(tmp_path / "two"), env={"MODMSG_API_KEY": key},
+            timeout=300,
+        )  # fmt: skip
+    for done in (one, two):
+        assert done.returncode == 1, done.stdout + done.stderr
+        last = done.stdout.strip().splitlines()[-1]
+        assert " FAIL, " in last and "requirements in" in last, done.stdout[-2000:]
+        assert "FAILED suites/" not in done.stdout and "Traceback" not in done.stdout, done.stdout[-3000:]
+    assert len(two.stdout.splitlines()) <= len(one.stdout.splitlines()) + 3, two.stdout[-3000:]  # "bringing up nodes"
+
+
 COLLECT_STREAM_TESTS = """
 import json, sys, pytest
 class Report:

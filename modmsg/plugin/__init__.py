@@ -59,7 +59,6 @@ from modmsg.plugin.selection import (
     req_ids,
     select,
     stop_if_nothing_selected,
-    xdist_controller,
 )
 from modmsg.plugin.state import RunState
 from modmsg.plugin.threads import ThreadFactory
@@ -145,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     redacted_log_records(config, state.redact)  # live log lines and --log-file never reach a report's cleaning
     console_for_interrupts(config, state.interrupts)
     if not is_worker(config):  # xdist workers only forward their reports
-        config.pluginmanager.register(Collector(state), "modmsg-collector")
+        config.pluginmanager.register(Collector(state, config), "modmsg-collector")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -165,10 +164,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = keep
     result = yield  # pytest's -k and -m, and other plugins, select from here
     stop_if_nothing_selected(config, state, sum(1 for item in keep if req_ids(item)), items)
-    state.judging = xdist_controller(config) or any(req_ids(item) for item in items)
+    # An xdist controller (--workers) never gets here (it does not collect): the collector sets it up from its
+    # first record; without the tests it cannot know each requirement's count (a stopped run then judges less).
+    state.judging = any(req_ids(item) for item in items)
     if state.judging and not is_worker(config):
         quiet_console(config)
-    if not is_worker(config) and not xdist_controller(config):
         state.expected = expected_counts(items)
     # Tests marked modmsg_last judge what the whole run observed (e.g. every 429), so they run at the end.
     items[:] = sorted(items, key=lambda item: item.get_closest_marker("modmsg_last") is not None)
@@ -204,7 +204,7 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
                 state.interrupts.stop_under_way()
             raise
         finally:
-            if state.judging or state.records:
+            if state.judging:  # an xdist controller knows once records arrived
                 state.interrupts.hold()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from modmsg import __version__
+from modmsg.plugin.console import quiet_console
 from modmsg.plugin.draws import draw_versions
 from modmsg.plugin.prepare import clear_reports
 from modmsg.plugin.state import RunState
@@ -38,8 +39,9 @@ def stop_cause(state: RunState, session: pytest.Session, exitstatus: int) -> tup
 class Collector:
     """Controller-side plugin object: gathers test records, rolls them up and writes the reports."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, config: pytest.Config) -> None:
         self.state = state
+        self.config = config
         self.upstream_why = ""
         """Why the upstream pass gave no attribution (--upstream-url), when it gave none."""
 
@@ -47,6 +49,9 @@ class Collector:
         for name, value in report.user_properties:
             if name == f"modmsg:{report.when}":
                 self.state.records.append(TestRecord.from_dict(json.loads(str(value))))
+                if not self.state.judging:  # an xdist controller (--workers) never collects: it learns it here
+                    self.state.judging = True
+                    quiet_console(self.config)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

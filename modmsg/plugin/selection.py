@@ -26,10 +26,6 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def xdist_controller(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "numprocesses", None)) and not is_worker(config)
-
-
 def select(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> list[pytest.Item]:
     """The tests ``--req`` selects (the others are deselected), marked with their requirement ids and levels as
     keywords and skipped when no requirement of theirs is judged under the profile; an unknown id is refused."""
