@@ -323,7 +323,7 @@ def _sequence_verdicts(server: ReferenceServer, concurrency: int, threads: set[s
         max_sequences=10,
         max_steps=6,
         replay="pytest suites --req MM-SEQ --seed 3",
-        shrink_budget=(200, 30.0),  # the request cap, not the time cap, ends a shrink: the same at any concurrency
+        shrink_budget=(200, 600.0),  # the request cap, not the time cap, ends a shrink: the same at any concurrency
         concurrency=concurrency,
     )
     run.run()
@@ -483,7 +483,7 @@ def test_a_sigterm_while_sequence_lanes_run_stops_the_run_and_deletes_every_thre
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MODMSG_")}
         command = [sys.executable, "-m", "pytest", "suites", "-q", "-p", "no:cacheprovider", "--req", "MM-SEQ"]
         command += ["--base-url", server.base_url, "--report-dir", str(report_dir), "--seed", "5"]
-        command += ["--max-sequences", "20", "--concurrency", "4"]
+        command += ["--max-sequences", "200", "--concurrency", "4"]  # long enough to be stopped midway
         with (tmp_path / "output.txt").open("wb") as output:
             environment = {**clean, "MODMSG_API_KEY": KEY}
             process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=output, stderr=output)

@@ -221,8 +221,9 @@ def test_a_failing_stream_case_is_shrunk_for_its_requirement_the_same_for_a_seed
     """A server that strips metadata values fails MM-GEN-01 on a large drawn body; the report shows the smallest
     body Hypothesis' shrink found that still is not echoed, with that case's exchange as its evidence."""
     reports = []
+    budget = ShrinkBudget(requests=SHRINK_BUDGET.requests, seconds=600)  # the request cap, never the clock, ends it
     for _ in range(2):
-        with _generated_run(replace(DEFAULT_BEHAVIOUR, value_transform="strip")) as run:
+        with _generated_run(replace(DEFAULT_BEHAVIOUR, value_transform="strip"), budget=budget) as run:
             finding = _positive(run, "MM-GEN-01").findings["MM-GEN-01"]
             shrunk_line = next(line for line in finding.failure.detail.splitlines() if line.startswith("Shrunk"))
             reports.append((shrunk_line, _sent_body(finding.evidence)))
