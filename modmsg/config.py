@@ -152,6 +152,17 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="VAR",
     ),
     Option(
+        "upstream_headers",
+        "--upstream-header",
+        "MODMSG_UPSTREAM_HEADERS",
+        (),
+        "Extra request header 'Name: value' of the upstream pass (--upstream-url), in place of the target's "
+        "--header ones; redacted like them by --secret-header (repeatable; in the env var, one per line).",
+        parse=parse_headers,
+        kind=HEADER_LINES,
+        metavar="'NAME: VALUE'",
+    ),
+    Option(
         "headers",
         "--header",
         "MODMSG_HEADERS",
@@ -397,6 +408,8 @@ class Settings:
     upstream_api_key_env: str | None
     upstream_api_key: str | None
     """The upstream's key, read from the variable ``upstream_api_key_env`` names; a secret like the target's."""
+    upstream_headers: tuple[tuple[str, str], ...]
+    """The upstream pass's ``headers`` (``--upstream-header``): the target's stay with the target."""
     concurrency_auto: bool = False
     """``--concurrency`` was ``auto`` (``concurrency`` is what it gave this target): the upstream pass decides anew."""
 
@@ -404,7 +417,8 @@ class Settings:
         shown = dict(vars(self))
         shown["api_key"] = "[REDACTED]" if self.api_key else None
         shown["upstream_api_key"] = "[REDACTED]" if self.upstream_api_key else None
-        shown["headers"] = tuple((k, "[REDACTED]" if k.lower() in self.secret_headers else v) for k, v in self.headers)
+        for name in ("headers", "upstream_headers"):
+            shown[name] = tuple((k, "[REDACTED]" if k.lower() in self.secret_headers else v) for k, v in shown[name])
         return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
     @property
@@ -414,18 +428,19 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in any artefact."""
         values = [key for key in (self.api_key, self.upstream_api_key) if key]
-        values += [v for k, v in self.headers if k.lower() in self.secret_headers]
+        values += [v for k, v in (*self.headers, *self.upstream_headers) if k.lower() in self.secret_headers]
         return tuple(v for v in values if v)
 
     def upstream_pass(self, *, report_dir: Path, seed: int | None, max_duration: float) -> Settings:
         """The settings of the pass straight against the upstream: the same selection, profile, overlay and seed,
-        the upstream's URL and key; the target's headers stay with the target, and no baseline or recording."""
+        the upstream's URL, key and headers (the target's stay with the target), and no baseline or recording."""
         return dataclasses.replace(
             self,
             base_url=self.upstream_url,
             api_key=self.upstream_api_key,
             api_key_env=self.upstream_api_key_env,
-            headers=(),
+            headers=self.upstream_headers,
+            upstream_headers=(),
             upstream_url=None,
             upstream_api_key=None,
             upstream_api_key_env=None,
@@ -531,6 +546,8 @@ def resolve(
     values: dict[str, Any] = {option.name: option.value(given[option.name]) for option in OPTIONS}
     values["api_key"] = _api_key(values, environment)
     values["upstream_api_key"] = _upstream_api_key(values, environment)
+    if values["upstream_headers"] and not values["upstream_url"]:
+        raise ConfigError("--upstream-header (or MODMSG_UPSTREAM_HEADERS) is set without --upstream-url")
     values["concurrency_auto"] = values["concurrency"] is None
     if values["concurrency_auto"]:
         values["concurrency"] = auto_concurrency(values["base_url"], values["reference_latency_ms"])

@@ -280,10 +280,11 @@ class Redactor:
     @classmethod
     def from_settings(cls, settings: Any, *, api_key: str | None = None) -> Redactor:
         """THE redactor of a run: the key (``api_key`` when the run uses another one, e.g. the bundled server's),
-        every secret header (and the credentials inside its value) and a password in the base URL."""
+        every secret header, the upstream's included (and the credentials inside its value) and a password in the
+        base URL."""
         return cls.build(
             api_key=api_key or settings.api_key,
-            headers=settings.headers,
+            headers=(*settings.headers, *getattr(settings, "upstream_headers", ())),
             secret_headers=settings.secret_headers,
             api_key_variable=getattr(settings, "api_key_env", None),
             base_url=settings.base_url,

@@ -193,6 +193,31 @@ def test_upstream_url_needs_a_key_from_a_named_variable_and_keeps_it_secret():
     assert passed.headers == () and passed.upstream_url is None and passed.seed == 5  # the gateway's headers stay
 
 
+def test_upstream_headers_go_to_the_upstream_pass_alone_and_secret_ones_stay_secret():
+    secret = "org-secret-7f3a9c1e5b2d"
+    settings = resolve(
+        {
+            "upstream_url": "http://127.0.0.1:9/v1",
+            "headers": ["x-gateway: g"],
+            "upstream_headers": ["X-Upstream-Org: " + secret, "X-Plain: p"],
+            "secret_headers": ["x-upstream-org"],
+        },
+        env={"MODMSG_UPSTREAM_API_KEY_ENV": "UP_KEY", "UP_KEY": UPSTREAM_KEY},
+    )
+    assert secret in settings.secrets() and secret not in repr(settings)
+    assert secret not in Redactor.from_settings(settings).text(f"the target echoed {secret}")  # the run's redactor
+    passed = settings.upstream_pass(report_dir=Path("r/upstream"), seed=5, max_duration=10.0)
+    assert passed.headers == (("X-Upstream-Org", secret), ("X-Plain", "p")) and passed.upstream_headers == ()
+    assert secret not in Redactor.from_settings(passed).text(f"the upstream echoed {secret}")  # the pass's
+    with pytest.raises(ConfigError, match=r"--upstream-header .* without --upstream-url"):
+        resolve({"upstream_headers": ["X-Plain: p"]}, env={})
+    with pytest.raises(ConfigError):
+        resolve(
+            {"upstream_url": "http://127.0.0.1:9/v1", "upstream_headers": ["no colon"]},
+            env={"MODMSG_UPSTREAM_API_KEY_ENV": "UP_KEY", "UP_KEY": UPSTREAM_KEY},
+        )
+
+
 def test_the_upstream_pass_runs_the_runs_arguments_without_its_junit_file():
     order = PassOrder(run_id="modmsg-abc", seed=3, report_dir="r/upstream", max_duration=60.0)
     command = pass_command(["suites", "--junitxml", "j.xml", "--junit-xml=k.xml", "-k", "META"], order)
@@ -448,3 +473,63 @@ def test_a_signal_after_the_last_test_skips_the_upstream_pass_and_keeps_the_targ
     assert {r["attribution"] for r in run.results["requirements"]} == {"unknown"}
     assert not (tmp_path / "reports" / "upstream" / "results.json").exists()
     assert servers["correct_upstream"].thread_ids() == []  # type: ignore[attr-defined]
+
+
+def test_an_upstream_that_needs_its_own_header_gets_it_and_never_the_targets(tmp_path, servers):
+    """An upstream that answers only with its own header (an organisation, a project, a gateway's virtual key):
+    `--upstream-header` reaches it, the target's `--header` never does, and a secret one is in no report."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import requests as http
+
+    secret = "org-secret-7f3a9c1e5b2d"
+    upstream = servers["correct_upstream"].base_url  # type: ignore[attr-defined]
+    wrong: list[str] = []
+
+    class Gate(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("X-Target-Only") is not None:
+                wrong.append(f"the target's header reached the upstream: {self.command} {self.path}")
+            if self.headers.get("X-Upstream-Org") != secret:
+                refused = b'{"error": {"message": "no organisation", "type": "auth", "param": null, "code": null}}'
+                answer = (401, refused)
+            else:
+                sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                got = http.request(self.command, upstream + self.path.removeprefix("/v1"), headers=sent, data=body,
+                                   timeout=30)  # fmt: skip
+                answer = (got.status_code, got.content)
+            self.send_response(answer[0])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer[1])))
+            self.end_headers()
+            self.wfile.write(answer[1])
+
+        do_GET = do_POST = do_DELETE = _relay
+
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    try:
+        run = run_suite(
+            tmp_path / "reports", "--base-url", servers["correct"].base_url,  # type: ignore[attr-defined]
+            "--upstream-url", f"http://127.0.0.1:{gate.server_address[1]}/v1",
+            "--upstream-api-key-env", "ATTRIB_UPSTREAM_KEY", "--req", "MM-META-01", "--max-examples", "2",
+            "--header", "X-Target-Only: t", "--upstream-header", f"X-Upstream-Org: {secret}",
+            "--secret-header", "X-Upstream-Org",
+            env={"MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY},
+        )  # fmt: skip
+    finally:
+        gate.shutdown()
+        gate.server_close()
+    assert run.exit_code == 0, run.output[-3000:]
+    assert wrong == []
+    assert {r["attribution"] for r in run.results["requirements"] if r["id"] == "MM-META-01"} == {"none"}
+    files = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
+    everything = run.output + "".join(path.read_text(encoding="utf-8", errors="replace") for path in files)
+    assert secret not in everything and UPSTREAM_KEY not in everything
