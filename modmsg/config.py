@@ -152,17 +152,6 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="VAR",
     ),
     Option(
-        "upstream_headers",
-        "--upstream-header",
-        "MODMSG_UPSTREAM_HEADERS",
-        (),
-        "Extra request header 'Name: value' of the upstream pass (--upstream-url), in place of the target's "
-        "--header ones; redacted like them by --secret-header (repeatable; in the env var, one per line).",
-        parse=parse_headers,
-        kind=HEADER_LINES,
-        metavar="'NAME: VALUE'",
-    ),
-    Option(
         "headers",
         "--header",
         "MODMSG_HEADERS",
@@ -182,6 +171,17 @@ OPTIONS: tuple[Option[Any], ...] = (
         parse=parse_secret_headers,
         kind=TEXTS,
         metavar="NAME",
+    ),
+    Option(
+        "upstream_headers",
+        "--upstream-header",
+        "MODMSG_UPSTREAM_HEADERS",
+        (),
+        "Extra request header 'Name: value' of the upstream pass (--upstream-url), in place of the target's "
+        "--header ones; redacted like them by --secret-header (repeatable; in the env var, one per line).",
+        parse=parse_headers,
+        kind=HEADER_LINES,
+        metavar="'NAME: VALUE'",
     ),
     Option(
         "profile",
@@ -412,6 +412,8 @@ class Settings:
     """The upstream pass's ``headers`` (``--upstream-header``): the target's stay with the target."""
     concurrency_auto: bool = False
     """``--concurrency`` was ``auto`` (``concurrency`` is what it gave this target): the upstream pass decides anew."""
+    upstream_side: bool = False
+    """These are the upstream pass's settings (:meth:`upstream_pass`): its secret headers are the upstream's."""
 
     def __repr__(self) -> str:  # the dataclass repr would show the key and every secret header's value
         shown = dict(vars(self))
@@ -441,6 +443,7 @@ class Settings:
             api_key_env=self.upstream_api_key_env,
             headers=self.upstream_headers,
             upstream_headers=(),
+            upstream_side=True,
             upstream_url=None,
             upstream_api_key=None,
             upstream_api_key_env=None,
@@ -546,8 +549,6 @@ def resolve(
     values: dict[str, Any] = {option.name: option.value(given[option.name]) for option in OPTIONS}
     values["api_key"] = _api_key(values, environment)
     values["upstream_api_key"] = _upstream_api_key(values, environment)
-    if values["upstream_headers"] and not values["upstream_url"]:
-        raise ConfigError("--upstream-header (or MODMSG_UPSTREAM_HEADERS) is set without --upstream-url")
     values["concurrency_auto"] = values["concurrency"] is None
     if values["concurrency_auto"]:
         values["concurrency"] = auto_concurrency(values["base_url"], values["reference_latency_ms"])

@@ -45,6 +45,7 @@ STRIDE = MIN_FRAGMENT - GRAM + 1
 """The text is probed every STRIDE characters: a fragment of MIN_FRAGMENT characters always holds one probe."""
 API_KEY_VARIABLE = "MODMSG_API_KEY"
 SECRET_HEADER_PREFIX = "MODMSG_SECRET_"
+UPSTREAM_SECRET_HEADER_PREFIX = "MODMSG_UPSTREAM_SECRET_"
 _MAX_PLACES = 8  # places of one gram in the secrets that are tried
 _MIN_DERIVED = 8  # a base64 form of a short secret is searched only when it is at least this long
 _WIDEST_ESCAPE = 8  # characters per character of the widest form matched: \u0073, &#x073;, &#0115;, %73
@@ -78,17 +79,34 @@ class Secret:
 
 
 def _upstream_secrets(settings: Any) -> tuple[Secret, ...]:
-    """The upstream's key (``--upstream-url``), shown in its reproducers as the variable it was read from."""
+    """The upstream's key (``--upstream-url``), shown in its reproducers as the variable it was read from, and
+    its secret ``--upstream-header`` values, each as its own variable (:func:`header_variable`)."""
     key = getattr(settings, "upstream_api_key", None)
     if not key:
         return ()
     variable = getattr(settings, "upstream_api_key_env", None) or "MODMSG_UPSTREAM_API_KEY"
-    return (Secret(key, variable, "the upstream's API key (sent to the upstream as Authorization: Bearer …)"),)
+    found = [Secret(key, variable, "the upstream's API key (sent to the upstream as Authorization: Bearer …)")]
+    names = {h.lower() for h in getattr(settings, "secret_headers", ())}
+    for name, value in getattr(settings, "upstream_headers", ()):
+        if name.lower() in names and value:
+            found.append(Secret(value, header_variable(name, upstream=True), _header_meaning(name, upstream=True)))
+    return tuple(found)
 
 
-def header_variable(name: str) -> str:
-    """``X-Secret`` -> ``MODMSG_SECRET_X_SECRET``: the variable a secret header's value is shown as."""
-    return SECRET_HEADER_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+def header_variable(name: str, *, upstream: bool = False) -> str:
+    """``X-Secret`` -> ``MODMSG_SECRET_X_SECRET`` (an upstream's: ``MODMSG_UPSTREAM_SECRET_X_SECRET``): the
+    variable a secret header's value is shown as. The upstream's are apart, so that pasting both reproducers of
+    an attributed failure never sends one side's value to the other."""
+    prefix = UPSTREAM_SECRET_HEADER_PREFIX if upstream else SECRET_HEADER_PREFIX
+    return prefix + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _header_meaning(name: str, *, upstream: bool) -> str:
+    return (
+        f"the value of the upstream's {name} header (sent to the upstream)"
+        if upstream
+        else (f"the value of the {name} header")
+    )
 
 
 def base64_forms(secret: str) -> tuple[str, ...]:
@@ -256,9 +274,10 @@ class Redactor:
         api_key_variable: str | None = None,
         base_url: str | None = None,
         others: Iterable[Secret] = (),
+        upstream: bool = False,
     ) -> Redactor:
-        """The redactor for a key, extra headers (those named in ``secret_headers`` are secret), a base URL
-        (a password in it is secret too) and ``others`` (the upstream's key)."""
+        """The redactor for a key, extra headers (those named in ``secret_headers`` are secret; ``upstream``: they
+        are an upstream's), a base URL (a password in it is secret too) and ``others`` (the upstream's secrets)."""
         names = frozenset(h.lower() for h in secret_headers)
         named = []
         if api_key:
@@ -266,7 +285,9 @@ class Redactor:
             named.append(Secret(api_key, variable, "the API key (sent as Authorization: Bearer …)"))
         for name, value in headers:
             if name.lower() in names and value:
-                named.append(Secret(value, header_variable(name), f"the value of the {name} header"))
+                named.append(
+                    Secret(value, header_variable(name, upstream=upstream), _header_meaning(name, upstream=upstream))
+                )
         named += others  # after the target's: a key both share is shown as the target's variable
         extra = [part for secret in named for part in credential_parts(secret.value)]
         if base_url:
@@ -281,14 +302,15 @@ class Redactor:
     def from_settings(cls, settings: Any, *, api_key: str | None = None) -> Redactor:
         """THE redactor of a run: the key (``api_key`` when the run uses another one, e.g. the bundled server's),
         every secret header, the upstream's included (and the credentials inside its value) and a password in the
-        base URL."""
+        base URL. The upstream pass's (``settings.upstream_side``) names its headers' variables as the upstream's."""
         return cls.build(
             api_key=api_key or settings.api_key,
-            headers=(*settings.headers, *getattr(settings, "upstream_headers", ())),
+            headers=settings.headers,
             secret_headers=settings.secret_headers,
             api_key_variable=getattr(settings, "api_key_env", None),
             base_url=settings.base_url,
             others=_upstream_secrets(settings),
+            upstream=getattr(settings, "upstream_side", False),
         )
 
     def __repr__(self) -> str:

@@ -6,10 +6,12 @@ pass, then one set of reports) against reference servers and variants on loopbac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,7 +195,7 @@ def test_upstream_url_needs_a_key_from_a_named_variable_and_keeps_it_secret():
     assert passed.headers == () and passed.upstream_url is None and passed.seed == 5  # the gateway's headers stay
 
 
-def test_upstream_headers_go_to_the_upstream_pass_alone_and_secret_ones_stay_secret():
+def test_upstream_headers_go_to_the_upstream_pass_alone_and_secret_ones_stay_secret(tmp_path):
     secret = "org-secret-7f3a9c1e5b2d"
     settings = resolve(
         {
@@ -209,8 +211,21 @@ def test_upstream_headers_go_to_the_upstream_pass_alone_and_secret_ones_stay_sec
     passed = settings.upstream_pass(report_dir=Path("r/upstream"), seed=5, max_duration=10.0)
     assert passed.headers == (("X-Upstream-Org", secret), ("X-Plain", "p")) and passed.upstream_headers == ()
     assert secret not in Redactor.from_settings(passed).text(f"the upstream echoed {secret}")  # the pass's
-    with pytest.raises(ConfigError, match=r"--upstream-header .* without --upstream-url"):
-        resolve({"upstream_headers": ["X-Plain: p"]}, env={})
+    # A header secret on both sides, with one name: each side's reproducers use a variable of their own.
+    both = dataclasses.replace(settings, headers=(("X-Upstream-Org", "target-org-secret-91ab"),))
+    run_side, pass_side = Redactor.from_settings(both), Redactor.from_settings(both.upstream_pass(
+        report_dir=Path("r/upstream"), seed=5, max_duration=10.0))  # fmt: skip
+    target_side = run_side.reference("X-Upstream-Org: target-org-secret-91ab")
+    assert target_side == "X-Upstream-Org: $MODMSG_SECRET_X_UPSTREAM_ORG"
+    assert run_side.reference(f"X-Upstream-Org: {secret}") == "X-Upstream-Org: $MODMSG_UPSTREAM_SECRET_X_UPSTREAM_ORG"
+    assert pass_side.reference(f"X-Upstream-Org: {secret}") == "X-Upstream-Org: $MODMSG_UPSTREAM_SECRET_X_UPSTREAM_ORG"
+    assert ("MODMSG_UPSTREAM_SECRET_X_UPSTREAM_ORG", "the value of the upstream's X-Upstream-Org header (sent to the "
+            "upstream)") in run_side.variables  # fmt: skip
+    # Alone, an upstream header is no setting of a sweep (which resolves the same settings) but a wrong one of a run.
+    assert resolve({"upstream_headers": ["X-Plain: p"]}, env={}).upstream_headers == (("X-Plain", "p"),)
+    done = run_cli("run", "--upstream-header", "X-Plain: p", "--report-dir", str(tmp_path / "r"))
+    said = "--upstream-header (MODMSG_UPSTREAM_HEADERS, upstream_headers in modmsg.toml) is set without --upstream-url"
+    assert done.returncode == 2 and said in done.stderr, done.stderr
     with pytest.raises(ConfigError):
         resolve(
             {"upstream_url": "http://127.0.0.1:9/v1", "upstream_headers": ["no colon"]},
@@ -475,17 +490,13 @@ def test_a_signal_after_the_last_test_skips_the_upstream_pass_and_keeps_the_targ
     assert servers["correct_upstream"].thread_ids() == []  # type: ignore[attr-defined]
 
 
-def test_an_upstream_that_needs_its_own_header_gets_it_and_never_the_targets(tmp_path, servers):
-    """An upstream that answers only with its own header (an organisation, a project, a gateway's virtual key):
-    `--upstream-header` reaches it, the target's `--header` never does, and a secret one is in no report."""
+def _header_gate(to: str, *, needs: tuple[str, str] | None, never: str, wrong: list[str]) -> Any:
+    """A loopback relay to ``to`` that answers 401 without the header ``needs`` and notes in ``wrong`` every request
+    carrying the header ``never``."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     import requests as http
-
-    secret = "org-secret-7f3a9c1e5b2d"
-    upstream = servers["correct_upstream"].base_url  # type: ignore[attr-defined]
-    wrong: list[str] = []
 
     class Gate(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -495,14 +506,14 @@ def test_an_upstream_that_needs_its_own_header_gets_it_and_never_the_targets(tmp
 
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.headers.get("X-Target-Only") is not None:
-                wrong.append(f"the target's header reached the upstream: {self.command} {self.path}")
-            if self.headers.get("X-Upstream-Org") != secret:
+            if self.headers.get(never) is not None:
+                wrong.append(f"{never} reached {to}: {self.command} {self.path}")
+            if needs is not None and self.headers.get(needs[0]) != needs[1]:
                 refused = b'{"error": {"message": "no organisation", "type": "auth", "param": null, "code": null}}'
                 answer = (401, refused)
             else:
                 sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                got = http.request(self.command, upstream + self.path.removeprefix("/v1"), headers=sent, data=body,
+                got = http.request(self.command, to + self.path.removeprefix("/v1"), headers=sent, data=body,
                                    timeout=30)  # fmt: skip
                 answer = (got.status_code, got.content)
             self.send_response(answer[0])
@@ -515,18 +526,31 @@ def test_an_upstream_that_needs_its_own_header_gets_it_and_never_the_targets(tmp
 
     gate = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
     threading.Thread(target=gate.serve_forever, daemon=True).start()
+    return gate
+
+
+def test_an_upstream_that_needs_its_own_header_gets_it_and_never_the_targets(tmp_path, servers):
+    """An upstream that answers only with its own header (an organisation, a project, a gateway's virtual key):
+    `--upstream-header` reaches it and never the target, the target's `--header` never reaches the upstream, and a
+    secret one is in no report."""
+    secret = "org-secret-7f3a9c1e5b2d"
+    wrong: list[str] = []
+    upstream = _header_gate(servers["correct_upstream"].base_url, needs=("X-Upstream-Org", secret),  # type: ignore[attr-defined]
+                            never="X-Target-Only", wrong=wrong)  # fmt: skip
+    target = _header_gate(servers["correct"].base_url, needs=None, never="X-Upstream-Org", wrong=wrong)  # type: ignore[attr-defined]
     try:
         run = run_suite(
-            tmp_path / "reports", "--base-url", servers["correct"].base_url,  # type: ignore[attr-defined]
-            "--upstream-url", f"http://127.0.0.1:{gate.server_address[1]}/v1",
+            tmp_path / "reports", "--base-url", f"http://127.0.0.1:{target.server_address[1]}/v1",
+            "--upstream-url", f"http://127.0.0.1:{upstream.server_address[1]}/v1",
             "--upstream-api-key-env", "ATTRIB_UPSTREAM_KEY", "--req", "MM-META-01", "--max-examples", "2",
             "--header", "X-Target-Only: t", "--upstream-header", f"X-Upstream-Org: {secret}",
             "--secret-header", "X-Upstream-Org",
             env={"MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY},
         )  # fmt: skip
     finally:
-        gate.shutdown()
-        gate.server_close()
+        for gate in (upstream, target):
+            gate.shutdown()
+            gate.server_close()
     assert run.exit_code == 0, run.output[-3000:]
     assert wrong == []
     assert {r["attribution"] for r in run.results["requirements"] if r["id"] == "MM-META-01"} == {"none"}

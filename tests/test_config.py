@@ -176,8 +176,9 @@ def test_settings_have_one_field_per_option_and_take_their_defaults_from_the_opt
 
     from modmsg.config import Settings, default_settings, option_default
 
-    derived = {"upstream_api_key", "concurrency_auto"}  # upstream_api_key: read from the variable
-    # upstream_api_key_env names, never given itself; concurrency_auto: whether --concurrency was auto
+    derived = {"upstream_api_key", "concurrency_auto", "upstream_side"}  # upstream_api_key: read from the variable
+    # upstream_api_key_env names, never given itself; concurrency_auto: whether --concurrency was auto; upstream_side:
+    # the settings are an upstream pass's (Settings.upstream_pass)
     assert {f.name for f in fields(Settings)} == {o.name for o in OPTIONS} | derived
     defaults = default_settings()
     by_rule = {"concurrency": 1}  # "auto", resolved by the rule of the next test (the bundled server: 1)

@@ -33,7 +33,7 @@ from helpers import REPO, run_suite
 from modmsg.cli import _parser, _pytest_args
 from modmsg.config import OPTIONS, load_config_file
 from modmsg.deviations import load_deviations
-from modmsg.redaction import SECRET_HEADER_PREFIX
+from modmsg.redaction import SECRET_HEADER_PREFIX, UPSTREAM_SECRET_HEADER_PREFIX
 from modmsg.reference import start_server
 from modmsg.requirements import load_catalogue
 
@@ -232,8 +232,10 @@ def test_both_ci_recipes_run_the_same_command():
 @pytest.mark.parametrize("path", [GITHUB, GITLAB, RECIPES / "modmsg.toml", *MARKDOWN], ids=lambda p: p.name)
 def test_every_modmsg_variable_named_is_a_real_option(path: Path):
     named = set(re.findall(r"\bMODMSG_[A-Z0-9_]+\b", path.read_text(encoding="utf-8")))
-    # the shell variables a curl reproducer uses for a secret header's value (MODMSG_SECRET_<HEADER>)
-    curl_variables = {name for name in named if name.startswith(SECRET_HEADER_PREFIX) and name not in OPTION_ENVS}
+    # the shell variables a curl reproducer uses for a secret header's value (MODMSG_SECRET_<HEADER>, an upstream's
+    # MODMSG_UPSTREAM_SECRET_<HEADER>)
+    prefixes = (SECRET_HEADER_PREFIX, UPSTREAM_SECRET_HEADER_PREFIX)
+    curl_variables = {name for name in named if name.startswith(prefixes) and name not in OPTION_ENVS}
     allowed = OPTION_ENVS | curl_variables | (TEST_ONLY_ENVS if path.suffix == ".md" else set())
     assert named <= allowed, f"{path.name} names {sorted(named - allowed)}, not options of modmsg.config.OPTIONS"
 

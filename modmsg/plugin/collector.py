@@ -160,11 +160,16 @@ class Collector:
             terminalreporter.write_line(state.console(f"modmsg: no attribution: {self.upstream_why}"), yellow=True)
         if state.upstream_ledger is not None:
             upstream = state.redact(state.settings.upstream_url or "")
+            # the upstream's own headers, a secret one as the variable its reproducers use
+            assert state.redactor is not None
+            headers = "".join(
+                f' --header "{state.redactor.reference(f"{k}: {v}")}"' for k, v in state.settings.upstream_headers
+            )
             terminalreporter.write_line(
                 f"modmsg: thread(s) of the upstream pass could not be deleted; they are listed in "
                 f"{state.upstream_ledger}: run `modmsg sweep --base-url {upstream} --api-key-env "
-                f"{state.settings.upstream_api_key_env} --report-dir {state.upstream_ledger.parent}` once the "
-                "upstream answers again",
+                f"{state.settings.upstream_api_key_env}{headers} --report-dir {state.upstream_ledger.parent}` once "
+                "the upstream answers again",
                 yellow=True,
             )
 

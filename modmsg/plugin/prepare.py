@@ -50,6 +50,10 @@ def prepare(config: pytest.Config) -> Prepared:
     """Check every setting and every file one names; raise one of SETUP_ERRORS (one sentence) at the first wrong one."""
     cli = {option.name: config.getoption(f"modmsg_{option.name}") for option in OPTIONS}
     settings, pass_run_id = pass_settings(resolve(cli, file=load_config_file(Path.cwd())), config)
+    if settings.upstream_headers and not settings.upstream_url:
+        raise ConfigError(
+            "--upstream-header (MODMSG_UPSTREAM_HEADERS, upstream_headers in modmsg.toml) is set without --upstream-url"
+        )
     catalogue = load_catalogue()
     for selector in settings.requirements:
         if not any(matches(r.id, selector) for r in catalogue.active()):

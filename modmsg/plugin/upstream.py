@@ -3,10 +3,11 @@ the upstream the target (a gateway) fronts, then merged into the target's result
 
 The pass is a pytest of its own (``python -m pytest`` with the run's own arguments, so the same suites, selection,
 profile and overlay), told by the hidden option ``--modmsg-upstream-pass`` to judge the upstream: its settings are
-:meth:`~modmsg.config.Settings.upstream_pass` of the run's (the upstream's URL and key, none of the target's
-headers, the run's seed and run id, what is left of ``--max-duration``). It writes its own reports, thread ledger
-included, to ``REPORT_DIR/upstream/``; its threads carry the run's tag and are deleted by its own cleanup. The
-target's verdict, claim and exit code are never changed by it.
+:meth:`~modmsg.config.Settings.upstream_pass` of the run's (the upstream's URL, key and
+``--upstream-header`` values, none of the target's headers, the run's seed and run id, what is left of
+``--max-duration``). It writes its own reports, thread ledger included, to ``REPORT_DIR/upstream/``; its threads
+carry the run's tag and are deleted by its own cleanup. The target's verdict, claim and exit code are never changed
+by it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def as_upstream_error(exc: ConfigError) -> ConfigError:
     for theirs, ours in (
         ("target ", "upstream "),
         ("check --base-url", "check --upstream-url"),
-        ("check MODMSG_API_KEY or --api-key-env", "check the variable --upstream-api-key-env names"),
+        ("check MODMSG_API_KEY or --api-key-env", "check --upstream-api-key-env's variable and --upstream-header"),
         ("no Assistants API answers at", "no Assistants API answers at the upstream"),
     ):
         message = message.replace(theirs, ours, 1)
