@@ -30,9 +30,6 @@ def wake_main_thread(signum: signal.Signals) -> None:
         _thread.interrupt_main(signum)
 
 
-AGAIN = "another signal stops at once"
-
-
 class Interrupts:
     """SIGINT and SIGTERM as a pytest interrupt (so fixtures tear down and threads get deleted), deferred while a
     thread is being created so that its id always reaches the cleanup list and the ledger.
@@ -96,7 +93,10 @@ class Interrupts:
                 self._pending = name
             self._stopping = not defer
         if late:
-            self.say(f"\nmodmsg: {name} once the tests were over: cleanup and reports are finished first; {AGAIN}")
+            self.say(
+                f"\nmodmsg: {name} once the tests were over: cleanup and reports are finished first; another signal "
+                "stops at once"
+            )
             return
         if again:
             self.exit_now(signum)
@@ -188,7 +188,7 @@ class Interrupts:
             self._restore()
 
     def hold(self) -> None:
-        """The test loop is over: from now until :meth:`release` a first signal is noted, not raised, except in an
+        """The tests are over: from now until :meth:`release` a first signal is noted, not raised, except in an
         :meth:`installed` block entered after this (the upstream pass, which it must stop)."""
         if threading.current_thread() is threading.main_thread():
             with self._lock:
