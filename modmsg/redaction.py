@@ -81,11 +81,11 @@ class Secret:
 def _upstream_secrets(settings: Any) -> tuple[Secret, ...]:
     """The upstream's key (``--upstream-url``), shown in its reproducers as the variable it was read from, and
     its secret ``--upstream-header`` values, each as its own variable (:func:`header_variable`)."""
+    found = []
     key = getattr(settings, "upstream_api_key", None)
-    if not key:
-        return ()
-    variable = getattr(settings, "upstream_api_key_env", None) or "MODMSG_UPSTREAM_API_KEY"
-    found = [Secret(key, variable, "the upstream's API key (sent to the upstream as Authorization: Bearer …)")]
+    if key:
+        variable = getattr(settings, "upstream_api_key_env", None) or "MODMSG_UPSTREAM_API_KEY"
+        found.append(Secret(key, variable, "the upstream's API key (sent to the upstream as Authorization: Bearer …)"))
     names = {h.lower() for h in getattr(settings, "secret_headers", ())}
     for name, value in getattr(settings, "upstream_headers", ()):
         if name.lower() in names and value:
@@ -102,11 +102,9 @@ def header_variable(name: str, *, upstream: bool = False) -> str:
 
 
 def _header_meaning(name: str, *, upstream: bool) -> str:
-    return (
-        f"the value of the upstream's {name} header (sent to the upstream)"
-        if upstream
-        else (f"the value of the {name} header")
-    )
+    if upstream:
+        return f"the value of the upstream's {name} header (sent to the upstream)"
+    return f"the value of the {name} header"
 
 
 def base64_forms(secret: str) -> tuple[str, ...]:
