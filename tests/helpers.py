@@ -114,3 +114,26 @@ class Cleanups:
     def run(self) -> None:
         while self.cleanups:
             self.cleanups.pop()()
+
+
+LATE_SIGNAL_AT = {
+    "the reports": "def pytest_sessionfinish(session):\n",
+    "the final cleanup": (
+        "@pytest.hookimpl(tryfirst=True)\ndef pytest_runtest_teardown(item, nextitem):\n    if nextitem is not None:\n"
+        "        return\n"
+    ),
+}
+"""Where in a run :func:`late_signal_plugin` signals it: once the reports are being written, or as the last test's
+teardown (the run's thread cleanup) begins."""
+
+
+def late_signal_plugin(directory: Path, at: str, signals: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A pytest plugin, written to ``directory``, that sends the run itself ``signals`` (names) ``at`` a moment of
+    :data:`LATE_SIGNAL_AT`: the arguments that load it and the environment it needs."""
+    (directory / "late_signal.py").write_text(
+        "import os, signal\n\nimport pytest\n\n\n"
+        + LATE_SIGNAL_AT[at]
+        + "".join(f"    os.kill(os.getpid(), signal.{name})\n" for name in signals),
+        encoding="utf-8",
+    )
+    return ("-p", "late_signal"), {"PYTHONPATH": os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")])}

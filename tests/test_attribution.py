@@ -23,7 +23,7 @@ from modmsg.reference import start_server
 from modmsg.reference.variants import get_variant
 from modmsg.report import write_reports
 from modmsg.results import Attribution, Claim, Outcome, RequirementResult, RunMeta, RunResult, TestRecord
-from tests.helpers import run_cli, run_suite
+from tests.helpers import late_signal_plugin, run_cli, run_suite
 
 KEY = "sk-attrib-target-0123456789abcdef"
 UPSTREAM_KEY = "sk-attrib-upstream-fedcba9876543210"
@@ -468,20 +468,12 @@ def test_a_signal_after_the_last_test_skips_the_upstream_pass_and_keeps_the_targ
     """A signal once the target's tests are over (a CI runner cancelling the job) must not start a whole second
     pass against the upstream: the pass is skipped, said so, and the target's reports are written with its verdict
     (every attribution unknown)."""
-    import os
-
-    from tests.helpers import run_suite
-
-    (tmp_path / "late_signal.py").write_text(
-        "import os, signal\n\n\ndef pytest_sessionfinish(session):\n    os.kill(os.getpid(), signal.SIGTERM)\n",
-        encoding="utf-8",
-    )
+    plugin, env = late_signal_plugin(tmp_path, "the reports", ("SIGTERM",))
     run = run_suite(
-        tmp_path / "reports", "-p", "late_signal", "--base-url", servers["broken"].base_url,  # type: ignore[attr-defined]
+        tmp_path / "reports", *plugin, "--base-url", servers["broken"].base_url,  # type: ignore[attr-defined]
         "--upstream-url", servers["correct_upstream"].base_url,  # type: ignore[attr-defined]
         "--upstream-api-key-env", "ATTRIB_UPSTREAM_KEY", *SELECTION,
-        env={"MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY,
-             "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        env={"MODMSG_API_KEY": KEY, "ATTRIB_UPSTREAM_KEY": UPSTREAM_KEY, **env},
     )  # fmt: skip
     assert run.exit_code == 1, run.output[-3000:]  # the target's verdict: its tests all ran
     assert "no attribution: SIGTERM arrived before the upstream pass" in run.output, run.output[-3000:]

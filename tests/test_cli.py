@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
-from helpers import REPO, Cleanups, SuiteRun, run_cli, run_suite
+from helpers import REPO, Cleanups, SuiteRun, late_signal_plugin, run_cli, run_suite
 
 from modmsg.reference import Behaviour, start_server
 
@@ -274,15 +274,6 @@ def test_a_second_ctrl_c_ends_the_run_quietly(tmp_path):
     assert len(err.splitlines()) < 20, err[-3000:]
 
 
-LATE_SIGNAL_AT = {
-    "the reports": "def pytest_sessionfinish(session):\n",
-    "the final cleanup": (
-        "@pytest.hookimpl(tryfirst=True)\ndef pytest_runtest_teardown(item, nextitem):\n    if nextitem is not None:\n"
-        "        return\n"
-    ),
-}
-
-
 @pytest.mark.parametrize(
     ("at", "signals", "workers", "exit_code", "said"),
     [
@@ -302,18 +293,12 @@ def test_a_signal_once_the_tests_are_over_lets_the_run_finish_its_cleanup_and_re
     complete run into an interrupted one. A second signal ends the process at once."""
     from modmsg.reference import start_server
 
-    (tmp_path / "late_signal.py").write_text(
-        "import os, signal\n\nimport pytest\n\n\n"
-        + LATE_SIGNAL_AT[at]
-        + "".join(f"    os.kill(os.getpid(), signal.{name})\n" for name in signals),
-        encoding="utf-8",
-    )
+    plugin, env = late_signal_plugin(tmp_path, at, tuple(signals))
     key = "sk-modmsg-late-signal-0123456789"
     with start_server(key) as server:
         run = run_suite(
-            tmp_path / "reports", "-p", "late_signal", "--req", "MM-RESP-01", "--max-examples", "1", *workers,
-            "--base-url", server.base_url,
-            env={"MODMSG_API_KEY": key, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+            tmp_path / "reports", *plugin, "--req", "MM-RESP-01", "--max-examples", "1", *workers,
+            "--base-url", server.base_url, env={"MODMSG_API_KEY": key, **env},
         )  # fmt: skip
         left = server.thread_ids()
     assert run.exit_code == exit_code, run.output[-3000:]
